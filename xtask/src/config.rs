@@ -1,0 +1,332 @@
+//! `meshgate.toml`: the mesh-wide policy. Read in two phases: a raw form that rejects unknown
+//! keys and wrong types (with file and line from the TOML parser), then `validate`, which
+//! collects every remaining problem before failing once.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use anyhow::Context as _;
+use serde::Deserialize;
+use toml::Spanned;
+
+use crate::contract::{Contract, ContractRaw};
+use crate::location::{InputError, InputErrors, Location};
+
+pub const FILE_NAME: &str = "meshgate.toml";
+
+/// How findings turn into a verdict.
+#[derive(Clone, Copy, Debug, Default, Deserialize, PartialEq, Eq, serde::Serialize, clap::ValueEnum)]
+#[serde(rename_all = "lowercase")]
+pub enum Mode {
+    /// Any failing finding fails its gate and the build.
+    #[default]
+    Strict,
+    /// Findings are reported; the build passes.
+    Warning,
+    /// Gates run and measure; nothing blocks.
+    Monitoring,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct Raw {
+    #[serde(default)]
+    mesh: MeshRaw,
+    #[serde(default)]
+    networks: BTreeMap<String, NetworkRaw>,
+    #[serde(default)]
+    policy: PolicyRaw,
+    /// Services that are not crates of this workspace (third-party images).
+    #[serde(default)]
+    external: BTreeMap<String, Spanned<ContractRaw>>,
+    #[serde(default)]
+    gates: GatesRaw,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct MeshRaw {
+    #[serde(default = "default_compose_files")]
+    compose_files: Vec<Spanned<String>>,
+    #[serde(default)]
+    profiles: Vec<String>,
+    #[serde(default)]
+    mode: Mode,
+}
+
+impl Default for MeshRaw {
+    fn default() -> MeshRaw {
+        MeshRaw { compose_files: default_compose_files(), profiles: Vec::new(), mode: Mode::Strict }
+    }
+}
+
+fn default_compose_files() -> Vec<Spanned<String>> {
+    vec![Spanned::new(0..0, "compose.yaml".to_owned())]
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct NetworkRaw {
+    #[serde(default)]
+    purpose: String,
+    #[serde(default)]
+    internal: bool,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct PolicyRaw {
+    #[serde(default = "yes")]
+    least_privilege: bool,
+}
+
+impl Default for PolicyRaw {
+    fn default() -> PolicyRaw {
+        PolicyRaw { least_privilege: true }
+    }
+}
+
+fn yes() -> bool {
+    true
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct GatesRaw {
+    #[serde(default)]
+    network_contracts: GateRaw,
+    #[serde(default)]
+    service_health: HealthRaw,
+    #[serde(default)]
+    artifact_hygiene: GateRaw,
+    #[serde(default)]
+    coverage: CoverageRaw,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct GateRaw {
+    mode: Option<Mode>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct HealthRaw {
+    mode: Option<Mode>,
+    /// The whole health gate's budget.
+    timeout: Option<Spanned<String>>,
+    /// Per-service budgets, overriding what the healthcheck timing gives.
+    #[serde(default)]
+    services: BTreeMap<String, ServiceHealthRaw>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct ServiceHealthRaw {
+    timeout: Option<Spanned<String>>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct CoverageRaw {
+    mode: Option<Mode>,
+    lines: Option<f64>,
+}
+
+/// A network of the mesh and what it is for.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct NetworkPolicy {
+    pub purpose: String,
+    /// Must be `internal: true` in the Compose file (no route out).
+    pub internal: bool,
+}
+
+/// The checked configuration.
+#[derive(Clone, Debug)]
+pub struct Config {
+    pub file: PathBuf,
+    pub compose_files: Vec<PathBuf>,
+    pub profiles: Vec<String>,
+    pub mode: Mode,
+    pub networks: BTreeMap<String, NetworkPolicy>,
+    pub least_privilege: bool,
+    pub external: BTreeMap<String, Contract>,
+    pub gate_modes: BTreeMap<&'static str, Mode>,
+    pub health_timeout: Duration,
+    pub service_health_timeouts: BTreeMap<String, Duration>,
+    pub coverage_lines: f64,
+}
+
+impl Config {
+    /// The mode of one gate: its own, else the mesh's.
+    pub fn gate_mode(&self, gate: &str) -> Mode {
+        self.gate_modes.get(gate).copied().unwrap_or(self.mode)
+    }
+}
+
+/// Reads `meshgate.toml` from `root`; a missing file means every default.
+pub fn load(root: &Path) -> anyhow::Result<Config> {
+    let file = root.join(FILE_NAME);
+    let text = match std::fs::read_to_string(&file) {
+        Ok(text) => text,
+        Err(error) if error.kind() == std::io::ErrorKind::NotFound => String::new(),
+        Err(error) => return Err(error).with_context(|| format!("failed to read {}", file.display())),
+    };
+    parse(&file, &text, root)
+}
+
+pub fn parse(file: &Path, text: &str, root: &Path) -> anyhow::Result<Config> {
+    let raw: Raw = toml::from_str(text).map_err(|error| toml_error(file, text, &error))?;
+    validate(raw, file, text, root)
+}
+
+/// Turns a TOML parse error into an input error at its line.
+pub fn toml_error(file: &Path, text: &str, error: &toml::de::Error) -> InputError {
+    let line = error.span().map_or(0, |span| line_of(text, span.start));
+    InputError::new(
+        Location::line(file, line),
+        error.message().trim().to_owned(),
+        "check the key against the configuration reference in README.md",
+    )
+}
+
+/// The 1-based line of a byte offset.
+pub fn line_of(text: &str, offset: usize) -> u32 {
+    text[..offset.min(text.len())].bytes().filter(|b| *b == b'\n').count() as u32 + 1
+}
+
+fn validate(raw: Raw, file: &Path, text: &str, root: &Path) -> anyhow::Result<Config> {
+    let mut errors = Vec::new();
+    let at = |span: std::ops::Range<usize>| Location::line(file, if span.is_empty() { 0 } else { line_of(text, span.start) });
+
+    let mut compose_files = Vec::new();
+    for name in &raw.mesh.compose_files {
+        let path = root.join(name.get_ref());
+        if !path.is_file() {
+            errors.push(InputError::new(
+                at(name.span()),
+                format!("Compose file `{}` does not exist", name.get_ref()),
+                "set `mesh.compose_files` to the Compose files of the mesh, relative to the repository root",
+            ));
+        }
+        compose_files.push(path);
+    }
+
+    let mut parse_timeout = |value: &Option<Spanned<String>>, default: Duration| match value {
+        None => default,
+        Some(value) => match crate::compose::parse_duration(value.get_ref()) {
+            Some(duration) if !duration.is_zero() => duration,
+            _ => {
+                errors.push(InputError::new(
+                    at(value.span()),
+                    format!("`{}` is not a duration", value.get_ref()),
+                    "write a duration with its unit, such as \"90s\" or \"2m\"",
+                ));
+                default
+            }
+        },
+    };
+    let health_timeout = parse_timeout(&raw.gates.service_health.timeout, Duration::from_secs(300));
+    let mut service_health_timeouts = BTreeMap::new();
+    for (service, settings) in &raw.gates.service_health.services {
+        if settings.timeout.is_some() {
+            service_health_timeouts.insert(service.clone(), parse_timeout(&settings.timeout, health_timeout));
+        }
+    }
+
+    let mut external = BTreeMap::new();
+    for (name, contract) in raw.external {
+        let location = at(contract.span());
+        match Contract::from_raw(name.clone(), contract.into_inner(), location, file, text) {
+            Ok(contract) => {
+                external.insert(name, contract);
+            }
+            Err(mut contract_errors) => errors.append(&mut contract_errors),
+        }
+    }
+
+    let coverage_lines = raw.gates.coverage.lines.unwrap_or(80.0);
+    if !(0.0..=100.0).contains(&coverage_lines) {
+        errors.push(InputError::new(
+            Location::file(file),
+            format!("`gates.coverage.lines` is {coverage_lines}, outside 0 to 100"),
+            "give a percentage such as 80",
+        ));
+    }
+
+    if !errors.is_empty() {
+        return Err(InputErrors(errors).into());
+    }
+    let mut gate_modes = BTreeMap::new();
+    for (gate, mode) in [
+        ("network-contracts", raw.gates.network_contracts.mode),
+        ("service-health", raw.gates.service_health.mode),
+        ("artifact-hygiene", raw.gates.artifact_hygiene.mode),
+        ("coverage", raw.gates.coverage.mode),
+    ] {
+        if let Some(mode) = mode {
+            gate_modes.insert(gate, mode);
+        }
+    }
+    Ok(Config {
+        file: file.to_path_buf(),
+        compose_files,
+        profiles: raw.mesh.profiles,
+        mode: raw.mesh.mode,
+        networks: raw
+            .networks
+            .into_iter()
+            .map(|(name, network)| (name, NetworkPolicy { purpose: network.purpose, internal: network.internal }))
+            .collect(),
+        least_privilege: raw.policy.least_privilege,
+        external,
+        gate_modes,
+        health_timeout,
+        service_health_timeouts,
+        coverage_lines,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn parse_text(text: &str) -> anyhow::Result<Config> {
+        let root = std::env::temp_dir();
+        std::fs::write(root.join("compose.yaml"), "services: {}\n").unwrap();
+        parse(&root.join(FILE_NAME), text, &root)
+    }
+
+    #[test]
+    fn an_empty_file_gives_every_default() {
+        let config = parse_text("").unwrap();
+        assert_eq!(config.mode, Mode::Strict);
+        assert!(config.least_privilege);
+        assert_eq!(config.gate_mode("coverage"), Mode::Strict);
+    }
+
+    #[test]
+    fn unknown_keys_are_errors_with_their_line() {
+        let error = parse_text("[mesh]\nmode = \"strict\"\nmodee = 1\n").unwrap_err().to_string();
+        assert!(error.contains("meshgate.toml:3"), "{error}");
+        assert!(error.contains("modee"), "{error}");
+    }
+
+    #[test]
+    fn wrong_types_and_values_are_errors_with_their_line() {
+        let error = parse_text("[mesh]\nmode = \"lenient\"\n").unwrap_err().to_string();
+        assert!(error.contains(":2") && error.contains("lenient"), "{error}");
+        let error = parse_text("[gates.service_health]\ntimeout = \"soon\"\n").unwrap_err().to_string();
+        assert!(error.contains(":2") && error.contains("not a duration"), "{error}");
+        let error = parse_text("[mesh]\ncompose_files = [\"nope.yaml\"]\n").unwrap_err().to_string();
+        assert!(error.contains(":2") && error.contains("does not exist"), "{error}");
+    }
+
+    #[test]
+    fn per_gate_modes_override_the_mesh_mode() {
+        let config = parse_text("[mesh]\nmode = \"warning\"\n[gates.coverage]\nmode = \"monitoring\"\n").unwrap();
+        assert_eq!(config.gate_mode("coverage"), Mode::Monitoring);
+        assert_eq!(config.gate_mode("network-contracts"), Mode::Warning);
+    }
+}

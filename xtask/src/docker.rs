@@ -1,0 +1,123 @@
+//! The Docker engine through bollard: connecting, labelling, reading container state and
+//! logs, and removing what a run left behind. Async only here, driven by the caller's runtime.
+
+use std::collections::HashMap;
+
+use anyhow::Context as _;
+use bollard::Docker;
+use bollard::models::ContainerSummary;
+use bollard::query_parameters::{
+    ListContainersOptionsBuilder, ListNetworksOptionsBuilder, ListVolumesOptionsBuilder, LogsOptionsBuilder,
+    RemoveContainerOptionsBuilder, RemoveVolumeOptionsBuilder,
+};
+use futures_util::StreamExt as _;
+
+/// The label Compose puts on everything of a project.
+pub const PROJECT_LABEL: &str = "com.docker.compose.project";
+/// The label meshgate puts on its own projects, so `gates clean` finds them after a SIGKILL.
+pub const MESHGATE_LABEL: &str = "dev.meshgate.run";
+/// The prefix of every project name meshgate creates.
+pub const PROJECT_PREFIX: &str = "meshgate-";
+
+/// Connects to `DOCKER_HOST` (unix or tcp) or the default socket, at the engine's API version.
+pub async fn connect() -> anyhow::Result<Docker> {
+    let host = std::env::var("DOCKER_HOST").unwrap_or_else(|_| "unix:///var/run/docker.sock".into());
+    let hint = || {
+        format!(
+            "cannot reach the Docker engine at {host}: start it, or point DOCKER_HOST at it (unix:///path or tcp://host:port)"
+        )
+    };
+    let docker = Docker::connect_with_defaults().with_context(hint)?;
+    let docker = docker.negotiate_version().await.with_context(hint)?;
+    docker.ping().await.with_context(hint)?;
+    Ok(docker)
+}
+
+/// `Engine 20.10.24 (API 1.41)`.
+pub async fn describe_engine(docker: &Docker) -> anyhow::Result<String> {
+    let version = docker.version().await.context("failed to read the engine version")?;
+    Ok(format!(
+        "Engine {} (API {})",
+        version.version.unwrap_or_else(|| "unknown".into()),
+        version.api_version.unwrap_or_else(|| "unknown".into())
+    ))
+}
+
+fn label_filter(label: &str, value: &str) -> HashMap<String, Vec<String>> {
+    HashMap::from([("label".to_owned(), vec![format!("{label}={value}")])])
+}
+
+/// The service containers of a Compose project (not one-off or probe containers).
+pub async fn project_containers(docker: &Docker, project: &str) -> anyhow::Result<Vec<ContainerSummary>> {
+    let mut filters = label_filter(PROJECT_LABEL, project);
+    filters.get_mut("label").map(|labels| labels.push("com.docker.compose.oneoff=False".into()));
+    let options = ListContainersOptionsBuilder::default().all(true).filters(&filters).build();
+    docker.list_containers(Some(options)).await.with_context(|| format!("failed to list the containers of {project}"))
+}
+
+/// A container's output, stdout and stderr interleaved as the engine kept them.
+pub async fn container_logs(docker: &Docker, id: &str) -> anyhow::Result<String> {
+    let options = LogsOptionsBuilder::default().stdout(true).stderr(true).build();
+    let mut stream = docker.logs(id, Some(options));
+    let mut text = String::new();
+    while let Some(chunk) = stream.next().await {
+        let chunk = chunk.with_context(|| format!("failed to read the logs of container {id}"))?;
+        text.push_str(&String::from_utf8_lossy(&chunk.into_bytes()));
+    }
+    Ok(text)
+}
+
+/// What removal found and removed.
+#[derive(Debug, Default, PartialEq, Eq)]
+pub struct Removed {
+    pub containers: usize,
+    pub networks: usize,
+    pub volumes: usize,
+}
+
+impl Removed {
+    pub fn total(&self) -> usize {
+        self.containers + self.networks + self.volumes
+    }
+}
+
+/// Removes every container, network and volume with `label=value`, containers first.
+pub async fn remove_labelled(docker: &Docker, label: &str, value: &str) -> anyhow::Result<Removed> {
+    let filters = label_filter(label, value);
+    let mut removed = Removed::default();
+
+    let options = ListContainersOptionsBuilder::default().all(true).filters(&filters).build();
+    for container in docker.list_containers(Some(options)).await.context("failed to list containers")? {
+        let Some(id) = container.id else { continue };
+        let options = RemoveContainerOptionsBuilder::default().force(true).v(true).build();
+        match docker.remove_container(&id, Some(options)).await {
+            Ok(()) => removed.containers += 1,
+            Err(error) if is_not_found(&error) => {}
+            Err(error) => return Err(error).with_context(|| format!("failed to remove container {id}")),
+        }
+    }
+    let options = ListNetworksOptionsBuilder::default().filters(&filters).build();
+    for network in docker.list_networks(Some(options)).await.context("failed to list networks")? {
+        let Some(id) = network.id else { continue };
+        match docker.remove_network(&id).await {
+            Ok(()) => removed.networks += 1,
+            Err(error) if is_not_found(&error) => {}
+            Err(error) => return Err(error).with_context(|| format!("failed to remove network {id}")),
+        }
+    }
+    let options = ListVolumesOptionsBuilder::default().filters(&filters).build();
+    let volumes = docker.list_volumes(Some(options)).await.context("failed to list volumes")?;
+    for volume in volumes.volumes.unwrap_or_default() {
+        let options = RemoveVolumeOptionsBuilder::default().force(true).build();
+        match docker.remove_volume(&volume.name, Some(options)).await {
+            Ok(()) => removed.volumes += 1,
+            Err(error) if is_not_found(&error) => {}
+            Err(error) => return Err(error).with_context(|| format!("failed to remove volume {}", volume.name)),
+        }
+    }
+    Ok(removed)
+}
+
+fn is_not_found(error: &bollard::errors::Error) -> bool {
+    matches!(error, bollard::errors::Error::DockerResponseServerError { status_code: 404, .. })
+}

@@ -1,0 +1,147 @@
+//! Findings: what a gate reports about the mesh. Every finding has a stable rule id, a
+//! location and a remedy; the enforcement mode decides at the very end what they mean for the
+//! exit code. Errors that stop a gate from running are `anyhow::Error`s, never findings.
+
+use serde::Serialize;
+
+use crate::location::Location;
+
+/// How serious a finding is under `strict` mode.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Severity {
+    /// Fails the gate.
+    Error,
+    /// Reported, never fails the gate on its own.
+    Warning,
+}
+
+macro_rules! rules {
+    ($( $(#[doc = $doc:literal])* $variant:ident = ($id:literal, $severity:ident), )*) => {
+        /// Every rule the gates apply. Ids are stable: reports, exceptions and issue
+        /// fingerprints refer to them.
+        #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
+        pub enum Rule { $( $(#[doc = $doc])* $variant, )* }
+
+        impl Rule {
+            pub const ALL: &[Rule] = &[$(Rule::$variant),*];
+
+            pub fn id(self) -> &'static str {
+                match self { $(Rule::$variant => $id,)* }
+            }
+
+            pub fn default_severity(self) -> Severity {
+                match self { $(Rule::$variant => Severity::$severity,)* }
+            }
+
+            pub fn description(self) -> &'static str {
+                match self { $(Rule::$variant => concat!($($doc),*).trim_ascii(),)* }
+            }
+        }
+    };
+}
+
+rules! {
+    /// A Compose service has no contract: no crate declares it and meshgate.toml lists no such external service.
+    NoContract = ("discovery/no-contract", Error),
+    /// A contract names a service the Compose file does not define.
+    NotInCompose = ("discovery/not-in-compose", Error),
+    /// A service crate has no Dockerfile next to its Cargo.toml.
+    NoDockerfile = ("discovery/no-dockerfile", Error),
+    /// A declared edge cannot connect: no shared network, or the target does not listen on the port.
+    EdgeUnreachable = ("network/edge-unreachable", Error),
+    /// Two services share a network without a declared edge between them (least privilege).
+    UndeclaredReachability = ("network/undeclared-reachability", Error),
+    /// A service that is not public publishes host ports.
+    PublishNotPublic = ("network/publish-not-public", Error),
+    /// A published container port is not one the contract listens on.
+    PublishNotListened = ("network/publish-not-listened", Error),
+    /// A service uses the host's network stack.
+    HostNetwork = ("network/host-network", Error),
+    /// A service joins another container's network namespace without declaring it.
+    SharedNamespace = ("network/shared-namespace", Error),
+    /// A declared edge has no `depends_on` entry with `condition: service_healthy`.
+    DependencyNotHealthy = ("network/dependency-not-healthy", Error),
+    /// A `depends_on` target is disabled by the active profiles.
+    DependencyDisabled = ("network/dependency-disabled", Error),
+    /// A contract names a network the Compose file does not define.
+    UnknownNetwork = ("network/unknown-network", Error),
+    /// A service's networks in the Compose file differ from its contract.
+    NetworkMismatch = ("network/network-mismatch", Error),
+    /// A network meshgate.toml marks internal is not `internal: true` in the Compose file.
+    NetworkNotInternal = ("network/network-not-internal", Error),
+    /// A published port sits on a service attached only to internal networks, so it is unreachable.
+    PublishedOnInternalOnly = ("network/published-on-internal-only", Error),
+    /// A published port depends on a variable that is unset.
+    PortUnsetVariable = ("network/port-unset-variable", Error),
+    /// Two mappings publish the same host address, port and protocol.
+    PortConflict = ("network/port-conflict", Error),
+    /// An unquoted HOST:CONTAINER port that YAML 1.1 readers take for a base-60 number.
+    UnquotedPort = ("network/unquoted-port", Warning),
+    /// A service did not become healthy.
+    Unhealthy = ("health/unhealthy", Error),
+    /// A container exited or restarted while the mesh came up.
+    Exited = ("health/exited", Error),
+    /// A service did not become healthy within its time budget.
+    HealthTimeout = ("health/timeout", Error),
+    /// The healthcheck command does not exist in the image.
+    HealthcheckMissing = ("health/healthcheck-missing", Error),
+    /// A readiness endpoint did not answer 2xx.
+    NotReady = ("health/not-ready", Error),
+}
+
+/// One thing a gate found.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct Finding {
+    #[serde(serialize_with = "serialize_rule")]
+    pub rule: Rule,
+    pub severity: Severity,
+    /// The Compose service concerned, if one is.
+    pub service: Option<String>,
+    pub message: String,
+    pub location: Location,
+    /// What to change to fix it.
+    pub remedy: String,
+}
+
+fn serialize_rule<S: serde::Serializer>(rule: &Rule, serializer: S) -> Result<S::Ok, S::Error> {
+    serializer.serialize_str(rule.id())
+}
+
+impl Finding {
+    pub fn new(rule: Rule, location: Location, message: impl Into<String>, remedy: impl Into<String>) -> Finding {
+        Finding {
+            rule,
+            severity: rule.default_severity(),
+            service: None,
+            message: message.into(),
+            location,
+            remedy: remedy.into(),
+        }
+    }
+
+    pub fn service(mut self, service: impl Into<String>) -> Finding {
+        self.service = Some(service.into());
+        self
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn rule_ids_are_unique_kebab_case_and_documented() {
+        let mut ids: Vec<&str> = Rule::ALL.iter().map(|rule| rule.id()).collect();
+        for id in &ids {
+            assert!(id.bytes().all(|b| b.is_ascii_lowercase() || b == b'-' || b == b'/'), "{id}");
+        }
+        for rule in Rule::ALL {
+            assert!(!rule.description().is_empty(), "{rule:?}");
+        }
+        let count = ids.len();
+        ids.sort_unstable();
+        ids.dedup();
+        assert_eq!(ids.len(), count);
+    }
+}

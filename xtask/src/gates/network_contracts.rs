@@ -1,0 +1,334 @@
+//! The network contracts gate, static half: the Compose file against every service's
+//! contract, with no Docker needed. Who may talk to whom, on which ports and networks.
+
+use std::collections::BTreeSet;
+
+use crate::compose::{Port, Project, Service};
+use crate::contract::Contract;
+use crate::discover::Mesh;
+use crate::finding::{Finding, Rule};
+
+/// Every static network finding for the mesh.
+pub fn check_static(mesh: &Mesh) -> Vec<Finding> {
+    let mut findings = crate::discover::check(mesh);
+    let project = &mesh.project;
+    for service in project.active_services() {
+        let Some(contract) = mesh.contracts.get(&service.name) else { continue };
+        check_namespace(service, contract, &mut findings);
+        check_networks(mesh, service, contract, &mut findings);
+        check_ports(project, service, contract, &mut findings);
+        check_dependencies(mesh, service, contract, &mut findings);
+    }
+    check_internal_networks(mesh, &mut findings);
+    check_port_conflicts(project, &mut findings);
+    if mesh.config.least_privilege {
+        check_least_privilege(mesh, &mut findings);
+    }
+    findings.sort_by(|a, b| (&a.location, a.rule).cmp(&(&b.location, b.rule)));
+    findings.dedup();
+    findings
+}
+
+fn check_namespace(service: &Service, contract: &Contract, findings: &mut Vec<Finding>) {
+    let Some((mode, location)) = &service.network_mode else { return };
+    if mode == "host" {
+        findings.push(
+            Finding::new(
+                Rule::HostNetwork,
+                location.clone(),
+                format!("`{}` uses the host's network stack (`network_mode: host`)", service.name),
+                "remove `network_mode: host` and attach the service to the networks of its contract",
+            )
+            .service(&service.name),
+        );
+    } else if (mode.starts_with("service:") || mode.starts_with("container:"))
+        && contract.network_mode.as_deref() != Some(mode.as_str())
+    {
+        findings.push(
+            Finding::new(
+                Rule::SharedNamespace,
+                location.clone(),
+                format!("`{}` joins another network namespace (`network_mode: {mode}`) its contract does not declare", service.name),
+                format!("declare `network_mode = \"{mode}\"` in the contract if this is intended, or remove it"),
+            )
+            .service(&service.name),
+        );
+    }
+}
+
+fn service_networks(service: &Service) -> BTreeSet<&str> {
+    service.networks.iter().map(|network| network.name.as_str()).collect()
+}
+
+fn check_networks(mesh: &Mesh, service: &Service, contract: &Contract, findings: &mut Vec<Finding>) {
+    for network in &contract.networks {
+        if !mesh.project.networks.contains_key(network) {
+            findings.push(
+                Finding::new(
+                    Rule::UnknownNetwork,
+                    contract.location.clone(),
+                    format!("contract of `{}` names network `{network}`, which the Compose file does not define", service.name),
+                    format!("define `{network}` under the top-level `networks:` of the Compose file, or fix the contract"),
+                )
+                .service(&service.name),
+            );
+        }
+    }
+    if service.network_mode.is_some() {
+        return;
+    }
+    let declared: BTreeSet<&str> = contract.networks.iter().map(String::as_str).collect();
+    let attached = service_networks(service);
+    for extra in attached.difference(&declared) {
+        let location = service.networks.iter().find(|n| n.name == *extra).map(|n| n.location.clone()).unwrap_or_else(|| service.location.clone());
+        findings.push(
+            Finding::new(
+                Rule::NetworkMismatch,
+                location,
+                format!("`{}` is attached to network `{extra}`, which its contract does not list", service.name),
+                format!("remove `{extra}` from the service's `networks:`, or add it to the contract's `networks` at {}", contract.location),
+            )
+            .service(&service.name),
+        );
+    }
+    for missing in declared.difference(&attached) {
+        findings.push(
+            Finding::new(
+                Rule::NetworkMismatch,
+                service.location.clone(),
+                format!("`{}` is not attached to network `{missing}`, which its contract lists", service.name),
+                format!("add `{missing}` to the service's `networks:` in the Compose file"),
+            )
+            .service(&service.name),
+        );
+    }
+}
+
+fn check_ports(project: &Project, service: &Service, contract: &Contract, findings: &mut Vec<Finding>) {
+    let ports_path = format!("services.{}.ports", service.name);
+    for unset in project.unset_variables.iter().filter(|unset| unset.path.starts_with(&ports_path)) {
+        findings.push(
+            Finding::new(
+                Rule::PortUnsetVariable,
+                unset.location.clone(),
+                format!("published port of `{}` depends on unset variable {}", service.name, unset.variable),
+                format!("set {} in the environment or `.env`, or give it a default: `${{{}:-<port>}}`", unset.variable, unset.variable),
+            )
+            .service(&service.name),
+        );
+    }
+    let all_internal = !service.networks.is_empty()
+        && service.networks.iter().all(|n| project.networks.get(&n.name).is_some_and(|network| network.internal));
+    for port in &service.ports {
+        if port.sexagesimal_risk {
+            findings.push(
+                Finding::new(
+                    Rule::UnquotedPort,
+                    port.location.clone(),
+                    format!("unquoted port mapping {} of `{}`: YAML 1.1 readers take it for a base-60 number", port.raw, service.name),
+                    format!("quote it: \"{}\"", port.raw),
+                )
+                .service(&service.name),
+            );
+        }
+        if !contract.public {
+            findings.push(
+                Finding::new(
+                    Rule::PublishNotPublic,
+                    port.location.clone(),
+                    format!("`{}` publishes {} on the host but its contract is not public", service.name, port.raw),
+                    "remove the `ports:` entry (use `expose:` for the mesh), or set `public = true` in the contract",
+                )
+                .service(&service.name),
+            );
+        } else if !(port.target.0..=port.target.1).all(|target| contract.listens_on(target, &port.protocol)) {
+            findings.push(
+                Finding::new(
+                    Rule::PublishNotListened,
+                    port.location.clone(),
+                    format!("`{}` publishes container port {}/{}, which its contract does not listen on", service.name, port.target.0, port.protocol),
+                    format!("publish a port of the contract's `listen`, or add {} to it", port.target.0),
+                )
+                .service(&service.name),
+            );
+        }
+        if all_internal {
+            findings.push(
+                Finding::new(
+                    Rule::PublishedOnInternalOnly,
+                    port.location.clone(),
+                    format!("`{}` publishes {} but is attached only to internal networks; the port will not be reachable", service.name, port.raw),
+                    "attach the service to a non-internal network as well, or stop publishing the port",
+                )
+                .service(&service.name),
+            );
+        }
+    }
+}
+
+fn check_dependencies(mesh: &Mesh, service: &Service, contract: &Contract, findings: &mut Vec<Finding>) {
+    let project = &mesh.project;
+    for dependency in service.depends_on.iter().filter(|d| d.required) {
+        if let Some(target) = project.services.get(&dependency.service).filter(|t| !t.active) {
+            findings.push(
+                Finding::new(
+                    Rule::DependencyDisabled,
+                    dependency.location.clone(),
+                    format!(
+                        "`{}` depends_on `{}`, which is disabled (profiles: [{}]; active: [{}])",
+                        service.name,
+                        target.name,
+                        target.profiles.join(", "),
+                        project.profiles.join(", ")
+                    ),
+                    format!("activate one of its profiles in meshgate.toml `mesh.profiles`, or mark the dependency `required: false`"),
+                )
+                .service(&service.name),
+            );
+        }
+    }
+    for edge in &contract.talks_to {
+        let Some(target) = project.services.get(&edge.service).filter(|t| t.active) else {
+            findings.push(
+                Finding::new(
+                    Rule::EdgeUnreachable,
+                    edge.location.clone(),
+                    format!("`{}` may talk to `{}:{}`, but no active service `{}` is in the mesh", service.name, edge.service, edge.port, edge.service),
+                    "fix the edge in `talks_to`, or add the service to the Compose file",
+                )
+                .service(&service.name),
+            );
+            continue;
+        };
+        let shared: Vec<&str> = service_networks(service).intersection(&service_networks(target)).copied().collect();
+        if shared.is_empty() && service.network_mode.is_none() {
+            findings.push(
+                Finding::new(
+                    Rule::EdgeUnreachable,
+                    edge.location.clone(),
+                    format!("edge {} → {}:{} cannot connect: the two services share no network", service.name, edge.service, edge.port),
+                    format!("attach `{}` and `{}` to a common network in the Compose file", service.name, edge.service),
+                )
+                .service(&service.name),
+            );
+        }
+        if !target_listens(mesh, target, edge.port) {
+            findings.push(
+                Finding::new(
+                    Rule::EdgeUnreachable,
+                    edge.location.clone(),
+                    format!("edge {} → {}:{}: `{}` does not listen on {}", service.name, edge.service, edge.port, edge.service, edge.port),
+                    format!("fix the port in `talks_to`, or add {} to the `listen` of `{}`", edge.port, edge.service),
+                )
+                .service(&service.name),
+            );
+        }
+        let healthy = service.depends_on.iter().any(|d| d.service == edge.service && d.condition == "service_healthy");
+        if !healthy {
+            let location = service
+                .depends_on
+                .iter()
+                .find(|d| d.service == edge.service)
+                .map_or_else(|| service.location.clone(), |d| d.location.clone());
+            findings.push(
+                Finding::new(
+                    Rule::DependencyNotHealthy,
+                    location,
+                    format!("`{}` talks to `{}` but does not wait for it to be healthy", service.name, edge.service),
+                    format!("add `depends_on: {{{}: {{condition: service_healthy}}}}` to `{}`", edge.service, service.name),
+                )
+                .service(&service.name),
+            );
+        }
+    }
+}
+
+/// Whether `target` listens on TCP `port`: by its contract, else by its Compose ports.
+fn target_listens(mesh: &Mesh, target: &Service, port: u16) -> bool {
+    match mesh.contracts.get(&target.name) {
+        Some(contract) => contract.listens_on(port, "tcp"),
+        None => {
+            target.expose.iter().any(|(low, high, _)| *low <= port && port <= *high)
+                || target.ports.iter().any(|p: &Port| p.contains_target(port))
+        }
+    }
+}
+
+fn check_internal_networks(mesh: &Mesh, findings: &mut Vec<Finding>) {
+    for (name, policy) in &mesh.config.networks {
+        let Some(network) = mesh.project.networks.get(name) else { continue };
+        if policy.internal && !network.internal && !network.external {
+            findings.push(Finding::new(
+                Rule::NetworkNotInternal,
+                network.location.clone(),
+                format!("network `{name}` ({}) must be internal but is not", if policy.purpose.is_empty() { "no purpose given" } else { &policy.purpose }),
+                format!("set `internal: true` on network `{name}` in the Compose file"),
+            ));
+        }
+    }
+}
+
+/// Two published ports clash when protocol and port overlap and the addresses can collide;
+/// an unspecified address collides with every address.
+fn check_port_conflicts(project: &Project, findings: &mut Vec<Finding>) {
+    let published: Vec<(&Service, &Port)> = project
+        .active_services()
+        .flat_map(|service| service.ports.iter().map(move |port| (service, port)))
+        .filter(|(_, port)| port.published.is_some())
+        .collect();
+    for (index, (service_a, a)) in published.iter().enumerate() {
+        for (service_b, b) in &published[index + 1..] {
+            let (Some(pa), Some(pb)) = (a.published, b.published) else { continue };
+            let overlap = pa.0 <= pb.1 && pb.0 <= pa.1;
+            if overlap && a.protocol == b.protocol && addresses_collide(a.host_ip.as_deref(), b.host_ip.as_deref()) {
+                findings.push(
+                    Finding::new(
+                        Rule::PortConflict,
+                        b.location.clone(),
+                        format!("`{}` publishes {} which clashes with {} of `{}` at {}", service_b.name, b.raw, a.raw, service_a.name, a.location),
+                        "publish on another host port, or bind each to a different address",
+                    )
+                    .service(&service_b.name),
+                );
+            }
+        }
+    }
+}
+
+fn addresses_collide(a: Option<&str>, b: Option<&str>) -> bool {
+    let (Some(a), Some(b)) = (a, b) else { return true };
+    let v6 = |ip: &str| ip.contains(':');
+    if v6(a) != v6(b) {
+        return false;
+    }
+    a == b || matches!(a, "0.0.0.0" | "::") || matches!(b, "0.0.0.0" | "::")
+}
+
+/// Pairs of services that share a network with no edge declared in either direction.
+fn check_least_privilege(mesh: &Mesh, findings: &mut Vec<Finding>) {
+    let services: Vec<&Service> = mesh.project.active_services().filter(|s| s.network_mode.is_none()).collect();
+    let has_edge = |from: &str, to: &str| {
+        mesh.contracts.get(from).is_some_and(|contract| contract.talks_to.iter().any(|edge| edge.service == to))
+    };
+    for (index, a) in services.iter().enumerate() {
+        for b in &services[index + 1..] {
+            if has_edge(&a.name, &b.name) || has_edge(&b.name, &a.name) {
+                continue;
+            }
+            let networks_a = service_networks(a);
+            let networks_b = service_networks(b);
+            let Some(shared) = networks_a.intersection(&networks_b).next() else { continue };
+            // Point at the later of the two attachments: that is the line that opened the path.
+            let location = b.networks.iter().find(|n| n.name == *shared).map_or_else(|| b.location.clone(), |n| n.location.clone());
+            findings.push(
+                Finding::new(
+                    Rule::UndeclaredReachability,
+                    location,
+                    format!("`{}` and `{}` share network `{shared}` but neither contract declares an edge between them", a.name, b.name),
+                    format!("move one of them off `{shared}`, or declare the edge in `talks_to`; set `policy.least_privilege = false` in meshgate.toml to allow shared networks"),
+                )
+                .service(&b.name),
+            );
+        }
+    }
+}

@@ -1,0 +1,297 @@
+//! The service health gate: the mesh comes up under a run's own project name, and every
+//! container must turn healthy within its budget. Waiting follows the engine's events and
+//! container state, and fails at once on a container that exits, restarts or turns unhealthy.
+
+use std::collections::BTreeMap;
+use std::time::{Duration, Instant};
+
+use anyhow::Context as _;
+use bollard::Docker;
+use bollard::models::{ContainerInspectResponse, HealthStatusEnum};
+use bollard::query_parameters::EventsOptionsBuilder;
+use futures_util::StreamExt as _;
+
+use crate::discover::Mesh;
+use crate::docker::{self, PROJECT_LABEL};
+use crate::finding::{Finding, Rule};
+use crate::location::Location;
+
+/// Engine defaults for a healthcheck's timing.
+const DEFAULT_INTERVAL: Duration = Duration::from_secs(30);
+const DEFAULT_TIMEOUT: Duration = Duration::from_secs(30);
+const DEFAULT_RETRIES: u64 = 3;
+
+/// How one service fared.
+#[derive(Clone, Debug, Default, serde::Serialize)]
+pub struct ServiceState {
+    pub container: String,
+    pub status: String,
+    pub time_to_healthy_ms: Option<u128>,
+    pub restarts: i64,
+    pub exit_code: Option<i64>,
+    pub oom_killed: bool,
+    pub last_health_output: Option<String>,
+}
+
+/// What the wait saw.
+#[derive(Debug, Default)]
+pub struct Outcome {
+    pub findings: Vec<Finding>,
+    pub services: BTreeMap<String, ServiceState>,
+}
+
+/// The budget of a container: at least `start_period + interval × (retries + 1) + timeout`.
+pub fn budget(inspect: &ContainerInspectResponse) -> Duration {
+    let healthcheck = inspect.config.as_ref().and_then(|config| config.healthcheck.as_ref());
+    let nanos = |value: Option<i64>, default: Duration| match value {
+        Some(n) if n > 0 => Duration::from_nanos(n as u64),
+        _ => default,
+    };
+    let Some(healthcheck) = healthcheck else { return Duration::from_secs(30) };
+    let interval = nanos(healthcheck.interval, DEFAULT_INTERVAL);
+    let timeout = nanos(healthcheck.timeout, DEFAULT_TIMEOUT);
+    let start_period = nanos(healthcheck.start_period, Duration::ZERO);
+    let retries = healthcheck.retries.filter(|r| *r > 0).map_or(DEFAULT_RETRIES, |r| r as u64);
+    start_period + interval * (retries as u32 + 1) + timeout
+}
+
+/// Waits for every active service of the project to be ready.
+///
+/// `up_finished` reports the `compose up` process: `Some(Err)` when it failed.
+pub async fn wait_for_health(
+    docker: &Docker,
+    mesh: &Mesh,
+    project: &str,
+    started: Instant,
+    mut up_finished: impl FnMut() -> Option<anyhow::Result<()>>,
+) -> anyhow::Result<Outcome> {
+    let expected: Vec<String> = mesh.project.active_services().map(|service| service.name.clone()).collect();
+    let overall = mesh.config.health_timeout;
+    let filters = std::collections::HashMap::from([
+        ("label".to_owned(), vec![format!("{PROJECT_LABEL}={project}")]),
+        ("type".to_owned(), vec!["container".to_owned()]),
+    ]);
+    let since = (std::time::SystemTime::now() - started.elapsed())
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs());
+    let options = EventsOptionsBuilder::default().since(&since.to_string()).filters(&filters).build();
+    let mut events = docker.events(Some(options));
+    let mut up_error: Option<anyhow::Error> = None;
+    let mut outcome = Outcome::default();
+
+    loop {
+        let mut waiting = Vec::new();
+        let mut findings = Vec::new();
+        let containers = docker::project_containers(docker, project).await?;
+        for name in &expected {
+            let summary = containers.iter().find(|c| {
+                c.labels.as_ref().and_then(|l| l.get("com.docker.compose.service")).is_some_and(|s| s == name)
+            });
+            let Some(id) = summary.and_then(|c| c.id.clone()) else {
+                waiting.push(name.clone());
+                continue;
+            };
+            let inspect = docker.inspect_container(&id, None).await.with_context(|| format!("failed to inspect {name}"))?;
+            let (state, finding) = judge(mesh, name, &inspect, started, overall);
+            outcome.services.insert(name.clone(), state);
+            match finding {
+                Judgement::Ready => {}
+                Judgement::Waiting => waiting.push(name.clone()),
+                Judgement::Failed(finding) => findings.push(*finding),
+            }
+        }
+        if !findings.is_empty() {
+            outcome.findings = findings;
+            return Ok(outcome);
+        }
+        if waiting.is_empty() {
+            return Ok(outcome);
+        }
+        if up_error.is_none() {
+            if let Some(Err(error)) = up_finished() {
+                up_error = Some(error);
+                // One more look at the containers names the cause; then give up.
+                continue;
+            }
+        } else {
+            let error = up_error.take().unwrap_or_else(|| anyhow::anyhow!("compose up failed"));
+            return Err(error.context(format!("the mesh did not come up; still waiting for: {}", waiting.join(", "))));
+        }
+        if started.elapsed() > overall {
+            for name in waiting {
+                outcome.findings.push(timeout_finding(mesh, &name, overall));
+            }
+            return Ok(outcome);
+        }
+        // Wake on the next event of the project, or re-check within a second.
+        let _ = tokio::time::timeout(Duration::from_secs(1), events.next()).await;
+    }
+}
+
+enum Judgement {
+    Ready,
+    Waiting,
+    Failed(Box<Finding>),
+}
+
+fn service_location(mesh: &Mesh, name: &str) -> Location {
+    mesh.project.services.get(name).map(|service| service.location.clone()).unwrap_or_default()
+}
+
+fn timeout_finding(mesh: &Mesh, name: &str, budget: Duration) -> Finding {
+    Finding::new(
+        Rule::HealthTimeout,
+        service_location(mesh, name),
+        format!("`{name}` did not become healthy within {}", humantime::format_duration(budget)),
+        "look at its log under logs/services/, or run with --keep-up and `docker compose logs`",
+    )
+    .service(name)
+}
+
+fn judge(mesh: &Mesh, name: &str, inspect: &ContainerInspectResponse, started: Instant, overall: Duration) -> (ServiceState, Judgement) {
+    let state = inspect.state.clone().unwrap_or_default();
+    let health = state.health.clone().unwrap_or_default();
+    let last_output = health.log.as_ref().and_then(|log| log.last()).map(|entry| {
+        (entry.exit_code.unwrap_or_default(), entry.output.clone().unwrap_or_default().trim().to_owned())
+    });
+    let mut record = ServiceState {
+        container: inspect.name.clone().unwrap_or_default().trim_start_matches('/').to_owned(),
+        status: format!("{:?}", state.status.unwrap_or(bollard::models::ContainerStateStatusEnum::EMPTY)).to_lowercase(),
+        restarts: inspect.restart_count.unwrap_or_default(),
+        exit_code: state.exit_code,
+        oom_killed: state.oom_killed.unwrap_or_default(),
+        last_health_output: last_output.as_ref().map(|(_, output)| output.clone()),
+        time_to_healthy_ms: None,
+    };
+    let location = service_location(mesh, name);
+    let fail = |rule: Rule, message: String, remedy: &str| {
+        Judgement::Failed(Box::new(Finding::new(rule, location.clone(), message, remedy).service(name)))
+    };
+
+    let running = state.running.unwrap_or_default();
+    if !running || state.restarting.unwrap_or_default() || record.restarts > 0 {
+        let code = state.exit_code.unwrap_or_default();
+        if !running && code == 0 && !state.restarting.unwrap_or_default() && record.restarts == 0 {
+            // Created but not started yet: Compose starts it once its dependencies are ready.
+            if state.started_at.as_deref().is_none_or(|at| at.starts_with("0001")) {
+                return (record, Judgement::Waiting);
+            }
+        }
+        let cause = if record.oom_killed {
+            "was killed for running out of memory".to_owned()
+        } else if record.restarts > 0 {
+            format!("restarted {} time(s) (last exit code {code})", record.restarts)
+        } else {
+            format!("exited with code {code}")
+        };
+        let judgement = fail(Rule::Exited, format!("`{name}` {cause}"), "read its log under logs/services/ to see why it stopped");
+        return (record, judgement);
+    }
+
+    let has_healthcheck = inspect
+        .config
+        .as_ref()
+        .and_then(|config| config.healthcheck.as_ref())
+        .and_then(|hc| hc.test.as_ref())
+        .is_some_and(|test| !test.is_empty() && test[0] != "NONE");
+    match health.status {
+        Some(HealthStatusEnum::HEALTHY) => {
+            record.time_to_healthy_ms = Some(started.elapsed().as_millis());
+            (record, Judgement::Ready)
+        }
+        _ if !has_healthcheck => (record, Judgement::Ready),
+        Some(HealthStatusEnum::UNHEALTHY) => {
+            let output = record.last_health_output.clone().unwrap_or_default();
+            let judgement = fail(
+                Rule::Unhealthy,
+                format!("`{name}` is unhealthy (last probe output: {})", if output.is_empty() { "none" } else { &output }),
+                "fix what the healthcheck reports; --keep-up leaves the mesh running to look closer",
+            );
+            (record, judgement)
+        }
+        _ => {
+            if let Some((code, output)) = &last_output {
+                let missing = output.contains("executable file not found") || output.contains("no such file or directory");
+                if (*code == -1 || *code == 126 || *code == 127) && missing {
+                    let judgement = fail(
+                        Rule::HealthcheckMissing,
+                        format!("`{name}`: healthcheck command missing in image ({output})"),
+                        "use an exec-form healthcheck that runs a binary the image has, e.g. [\"CMD\", \"/app\", \"healthcheck\"]",
+                    );
+                    return (record, judgement);
+                }
+            }
+            let limit = mesh.config.service_health_timeouts.get(name).copied().unwrap_or_else(|| budget(inspect)).min(overall);
+            let since_start = container_age(&state.started_at).unwrap_or_else(|| started.elapsed());
+            if since_start > limit {
+                return (record, Judgement::Failed(Box::new(timeout_finding(mesh, name, limit))));
+            }
+            (record, Judgement::Waiting)
+        }
+    }
+}
+
+/// How long ago the container started, from the engine's RFC 3339 timestamp.
+fn container_age(started_at: &Option<String>) -> Option<Duration> {
+    let text = started_at.as_deref()?;
+    // The engine writes nanoseconds; humantime reads at most nine fraction digits.
+    let started = humantime::parse_rfc3339_weak(text.trim_end_matches('Z')).ok()?;
+    std::time::SystemTime::now().duration_since(started).ok()
+}
+
+/// Runs each contract's readiness probe inside its container, over the mesh.
+pub async fn check_readiness(docker: &Docker, mesh: &Mesh, project: &str) -> anyhow::Result<Vec<Finding>> {
+    let containers = docker::project_containers(docker, project).await?;
+    let mut findings = Vec::new();
+    for contract in mesh.contracts.values() {
+        let (Some(path), Some(package)) = (&contract.readiness, &contract.package) else { continue };
+        let Some(id) = containers.iter().find_map(|c| {
+            let service = c.labels.as_ref()?.get("com.docker.compose.service")?;
+            (service == &contract.service).then(|| c.id.clone()).flatten()
+        }) else {
+            continue;
+        };
+        let command = vec![format!("/{}", package.binary), "healthcheck".to_owned(), path.clone()];
+        let (code, output) = exec(docker, &id, command).await?;
+        if code != 0 {
+            findings.push(
+                Finding::new(
+                    Rule::NotReady,
+                    contract.location.clone(),
+                    format!("`{}` is healthy but {path} did not answer 2xx (exit {code}): {}", contract.service, output.trim()),
+                    "check that the service's dependencies answer over the mesh",
+                )
+                .service(&contract.service),
+            );
+        }
+    }
+    Ok(findings)
+}
+
+/// Runs a command in a container and returns its exit code and output. A command that could
+/// not start (126, 127, "executable file not found") is an error, never a result.
+pub async fn exec(docker: &Docker, container: &str, command: Vec<String>) -> anyhow::Result<(i64, String)> {
+    use bollard::exec::{CreateExecOptions, StartExecResults};
+    let created = docker
+        .create_exec(container, CreateExecOptions { cmd: Some(command.clone()), attach_stdout: Some(true), attach_stderr: Some(true), ..Default::default() })
+        .await
+        .with_context(|| format!("failed to create exec {command:?} in {container}"))?;
+    let mut output = String::new();
+    if let StartExecResults::Attached { output: mut stream, .. } = docker.start_exec(&created.id, None).await? {
+        while let Some(chunk) = stream.next().await {
+            output.push_str(&String::from_utf8_lossy(&chunk?.into_bytes()));
+        }
+    }
+    // The exec may still be finishing after its output closed: read the code once it ended.
+    let code = loop {
+        let inspect = docker.inspect_exec(&created.id).await?;
+        if inspect.running != Some(true) {
+            break inspect.exit_code.unwrap_or(-1);
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    };
+    if code == 126 || code == 127 || output.contains("executable file not found") {
+        anyhow::bail!("could not run {command:?} in {container}: {}", output.trim());
+    }
+    Ok((code, output))
+}

@@ -1,0 +1,225 @@
+//! Service images without a registry: cargo builds each service as a static binary on the
+//! host, and the engine wraps it in the crate's `FROM scratch` Dockerfile. The build context
+//! is the crate directory filtered by its `.dockerignore`, plus the binary at the context's
+//! root under its own name. An image whose context digest is unchanged is not rebuilt.
+
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+
+use anyhow::Context as _;
+use bollard::Docker;
+use bollard::query_parameters::BuildImageOptionsBuilder;
+use futures_util::StreamExt as _;
+use sha2::{Digest as _, Sha256};
+
+use crate::discover::Mesh;
+use crate::process::ProcessBuilder;
+
+/// The image label holding the digest of the context an image was built from.
+pub const DIGEST_LABEL: &str = "dev.meshgate.context-digest";
+
+/// Variables that would turn the service build into an instrumented (coverage) build.
+const COVERAGE_ENV: &[&str] = &[
+    "RUSTC_WRAPPER", "RUSTC_WORKSPACE_WRAPPER", "LLVM_PROFILE_FILE", "CARGO_LLVM_COV", "CARGO_ENCODED_RUSTFLAGS",
+    "CARGO_LLVM_COV_SHOW_ENV", "CARGO_LLVM_COV_TARGET_DIR", "CARGO_LLVM_COV_BUILD_DIR", "__CARGO_LLVM_COV_RUSTC_WRAPPER",
+    "__CARGO_LLVM_COV_RUSTC_WRAPPER_RUSTFLAGS", "__CARGO_LLVM_COV_RUSTC_WRAPPER_CRATE_NAMES", "__LLVM_PROFILE_RT_INIT_ONCE",
+    "CARGO_TARGET_DIR", "CARGO_BUILD_TARGET_DIR",
+];
+
+/// One built image.
+#[derive(Clone, Debug, serde::Serialize)]
+pub struct BuiltImage {
+    pub service: String,
+    pub tag: String,
+    pub rebuilt: bool,
+    pub size_bytes: Option<i64>,
+}
+
+/// The host's target triple, from `rustc -vV`.
+fn host_triple() -> anyhow::Result<String> {
+    let rustc = std::env::var_os("RUSTC").unwrap_or_else(|| "rustc".into());
+    let output = ProcessBuilder::new(rustc).arg("-vV").read()?;
+    output
+        .lines()
+        .find_map(|line| line.strip_prefix("host: "))
+        .map(str::to_owned)
+        .context("`rustc -vV` printed no host triple")
+}
+
+/// Builds the static binaries of every crate service in one cargo run.
+pub fn build_binaries(mesh: &Mesh) -> anyhow::Result<PathBuf> {
+    let triple = host_triple()?;
+    let mut command = ProcessBuilder::cargo()
+        .args(["build", "--release", "--locked", "--target", &triple])
+        .dir(&mesh.root)
+        // With an explicit --target, these flags reach only target artifacts, not build
+        // scripts or proc-macros (which cannot be static).
+        .env("RUSTFLAGS", "-C target-feature=+crt-static");
+    for variable in COVERAGE_ENV {
+        command = command.env_remove(variable);
+    }
+    for contract in mesh.crate_services() {
+        if let Some(package) = &contract.package {
+            command = command.args(["--package", &package.name, "--bin", &package.binary]);
+        }
+    }
+    let output = command.output()?;
+    if !output.status.success() {
+        return Err(command.failure(&output)).context("failed to build the service binaries");
+    }
+    Ok(mesh.root.join("target").join(triple).join("release"))
+}
+
+/// Builds (or keeps) the image of every crate service.
+pub async fn build_images(docker: &Docker, mesh: &Mesh, binaries: &Path, revision: &str) -> anyhow::Result<Vec<BuiltImage>> {
+    let mut built = Vec::new();
+    for contract in mesh.crate_services() {
+        let Some(package) = &contract.package else { continue };
+        let service = mesh.project.services.get(&contract.service);
+        let Some((tag, _)) = service.and_then(|service| service.image.clone()) else {
+            anyhow::bail!(
+                "Compose service `{}` has no `image:`; give it `image: meshgate/{}:local` so the gates can tag what they build",
+                contract.service,
+                contract.service
+            );
+        };
+        let binary = binaries.join(&package.binary);
+        let context = context_tar(&package.manifest_dir, &binary, &package.binary)?;
+        let digest = crate::tools::hex(&Sha256::digest([context.as_slice(), revision.as_bytes()].concat()));
+
+        if let Ok(existing) = docker.inspect_image(&tag).await {
+            let labels = existing.config.and_then(|config| config.labels).unwrap_or_default();
+            if labels.get(DIGEST_LABEL) == Some(&digest) {
+                built.push(BuiltImage { service: contract.service.clone(), tag, rebuilt: false, size_bytes: existing.size });
+                continue;
+            }
+        }
+        crate::term::status("Building", &format!("image {tag}"));
+        let labels = HashMap::from([(DIGEST_LABEL.to_owned(), digest)]);
+        let build_args = HashMap::from([("REVISION".to_owned(), revision.to_owned())]);
+        let options = BuildImageOptionsBuilder::default()
+            .dockerfile("Dockerfile")
+            .t(&tag)
+            .rm(true)
+            .forcerm(true)
+            .labels(&labels)
+            .buildargs(&build_args)
+            .build();
+        let mut stream = docker.build_image(options, None, Some(bollard::body_full(context.into())));
+        let mut transcript = String::new();
+        while let Some(message) = stream.next().await {
+            let message = message.with_context(|| format!("failed to build image {tag}"))?;
+            if let Some(detail) = message.error_detail {
+                anyhow::bail!(
+                    "failed to build image {tag} from {}: {}\n{transcript}",
+                    package.manifest_dir.join("Dockerfile").display(),
+                    detail.message.unwrap_or_default()
+                );
+            }
+            if let Some(line) = message.stream {
+                transcript.push_str(&line);
+            }
+        }
+        let size = docker.inspect_image(&tag).await.ok().and_then(|image| image.size);
+        built.push(BuiltImage { service: contract.service.clone(), tag, rebuilt: true, size_bytes: size });
+    }
+    Ok(built)
+}
+
+/// The build context: the crate directory minus `.dockerignore` matches, plus the binary.
+fn context_tar(dir: &Path, binary: &Path, binary_name: &str) -> anyhow::Result<Vec<u8>> {
+    let ignore = dockerignore(dir)?;
+    let mut files = Vec::new();
+    collect_files(dir, dir, &ignore, &mut files)?;
+    files.sort();
+
+    let mut archive = tar::Builder::new(Vec::new());
+    archive.mode(tar::HeaderMode::Deterministic);
+    for relative in &files {
+        let path = dir.join(relative);
+        let mut header = tar::Header::new_gnu();
+        let metadata = std::fs::metadata(&path).with_context(|| format!("failed to read {}", path.display()))?;
+        if metadata.is_dir() {
+            header.set_entry_type(tar::EntryType::Directory);
+            header.set_size(0);
+            header.set_mode(0o755);
+            archive.append_data(&mut header, relative, std::io::empty())?;
+        } else {
+            let bytes = std::fs::read(&path).with_context(|| format!("failed to read {}", path.display()))?;
+            header.set_size(bytes.len() as u64);
+            header.set_mode(0o644);
+            archive.append_data(&mut header, relative, bytes.as_slice())?;
+        }
+    }
+    let bytes = std::fs::read(binary).with_context(|| format!("failed to read the service binary {}", binary.display()))?;
+    let mut header = tar::Header::new_gnu();
+    header.set_size(bytes.len() as u64);
+    header.set_mode(0o755);
+    archive.append_data(&mut header, binary_name, bytes.as_slice())?;
+    archive.into_inner().context("failed to write the build context")
+}
+
+/// `.dockerignore` patterns, matched as Docker does: relative to the context's root.
+fn dockerignore(dir: &Path) -> anyhow::Result<ignore::gitignore::Gitignore> {
+    let mut builder = ignore::gitignore::GitignoreBuilder::new(dir);
+    let file = dir.join(".dockerignore");
+    if let Ok(text) = std::fs::read_to_string(&file) {
+        for line in text.lines().map(str::trim).filter(|line| !line.is_empty() && !line.starts_with('#')) {
+            let (negate, pattern) = match line.strip_prefix('!') {
+                Some(pattern) => ("!", pattern),
+                None => ("", line),
+            };
+            let anchored = format!("{negate}/{}", pattern.trim_start_matches('/'));
+            builder.add_line(Some(file.clone()), &anchored).with_context(|| format!("invalid pattern {line:?} in {}", file.display()))?;
+        }
+    }
+    builder.build().with_context(|| format!("failed to read {}", file.display()))
+}
+
+fn collect_files(root: &Path, dir: &Path, ignore: &ignore::gitignore::Gitignore, files: &mut Vec<PathBuf>) -> anyhow::Result<()> {
+    for entry in std::fs::read_dir(dir).with_context(|| format!("failed to list {}", dir.display()))? {
+        let path = entry?.path();
+        let is_dir = path.is_dir();
+        if ignore.matched(&path, is_dir).is_ignore() {
+            continue;
+        }
+        let relative = path.strip_prefix(root).unwrap_or(&path).to_path_buf();
+        files.push(relative);
+        if is_dir {
+            collect_files(root, &path, ignore, files)?;
+        }
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn context_honours_dockerignore_and_adds_the_binary() {
+        let dir = std::env::temp_dir().join(format!("meshgate-context-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(dir.join("data")).unwrap();
+        std::fs::create_dir_all(dir.join("src")).unwrap();
+        std::fs::write(dir.join(".dockerignore"), "*\n!Dockerfile\n!data\n").unwrap();
+        std::fs::write(dir.join("Dockerfile"), "FROM scratch\n").unwrap();
+        std::fs::write(dir.join("data/.keep"), "").unwrap();
+        std::fs::write(dir.join("src/main.rs"), "fn main() {}").unwrap();
+        std::fs::write(dir.join("Cargo.toml"), "").unwrap();
+        let binary = dir.join("bin");
+        std::fs::write(&binary, "ELF").unwrap();
+
+        let bytes = context_tar(&dir, &binary, "svc").unwrap();
+        let mut archive = tar::Archive::new(bytes.as_slice());
+        let mut names: Vec<String> = archive
+            .entries()
+            .unwrap()
+            .map(|entry| entry.unwrap().path().unwrap().to_string_lossy().into_owned())
+            .collect();
+        names.sort();
+        assert_eq!(names, ["Dockerfile", "data", "data/.keep", "svc"]);
+        assert_eq!(context_tar(&dir, &binary, "svc").unwrap(), bytes, "the context is deterministic");
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+}

@@ -1,0 +1,90 @@
+//! meshgate: the quality gates of a Docker Compose mesh of Rust services, run as
+//! `cargo xtask gates`. The binary is a thin shell over this library, which the integration
+//! tests drive directly.
+//!
+//! Exit codes: 0 the gates pass (or pass per mode), 1 a gate failed, 2 the gates could not run.
+
+pub mod compose;
+pub mod config;
+pub mod contract;
+pub mod discover;
+pub mod docker;
+pub mod finding;
+pub mod flags;
+pub mod gates;
+pub mod images;
+pub mod location;
+pub mod pipeline;
+pub mod process;
+pub mod report;
+pub mod term;
+pub mod tools;
+pub mod yaml;
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use clap::Parser as _;
+
+use crate::config::Mode;
+use crate::flags::{Command, GateCommand};
+use crate::gates::Gate;
+
+/// Runs the command line and returns the process exit code.
+pub fn main() -> ExitCode {
+    let flags = flags::Xtask::parse();
+    term::set_verbose(flags.verbose);
+    match try_main(flags) {
+        Ok(code) => ExitCode::from(code),
+        Err(error) => {
+            term::error(&format!("{error:#}"));
+            ExitCode::from(2)
+        }
+    }
+}
+
+/// The workspace root: the parent of this crate's directory.
+pub fn project_root() -> PathBuf {
+    let manifest_dir = std::env::var_os("CARGO_MANIFEST_DIR").map_or_else(|| PathBuf::from(env!("CARGO_MANIFEST_DIR")), PathBuf::from);
+    manifest_dir.parent().map_or(manifest_dir.clone(), std::path::Path::to_path_buf)
+}
+
+fn try_main(flags: flags::Xtask) -> anyhow::Result<u8> {
+    let sh = xshell::Shell::new()?;
+    let root = project_root();
+    sh.change_dir(&root);
+    match flags.command {
+        Command::Discover => {
+            let config = config::load(&root)?;
+            let mesh = discover::discover(&root, config)?;
+            let services: Vec<_> = mesh.contracts.values().collect();
+            term::stdout(&serde_json::to_string_pretty(&services)?);
+            Ok(0)
+        }
+        Command::Gates(gates) => {
+            let gate_list = match gates.only {
+                Some(GateCommand::Clean) => {
+                    let removed = pipeline::clean()?;
+                    term::status("Finished", &format!("removed {removed} resource(s) left by earlier runs"));
+                    return Ok(0);
+                }
+                None => Gate::ALL.to_vec(),
+                Some(GateCommand::NetworkContracts) => vec![Gate::NetworkContracts],
+                Some(GateCommand::ServiceHealth) => vec![Gate::ServiceHealth],
+                Some(GateCommand::ArtifactHygiene) => vec![Gate::ArtifactHygiene],
+                Some(GateCommand::Coverage) => vec![Gate::Coverage],
+            };
+            let run = gates.run;
+            let options = pipeline::Options {
+                gates: gate_list,
+                static_only: run.static_only,
+                keep_up: run.keep_up,
+                mode: if run.strict { Some(Mode::Strict) } else { run.mode },
+                json: run.json,
+            };
+            pipeline::install_signal_handler()?;
+            let code = pipeline::run(&sh, &root, &options)?;
+            Ok(u8::try_from(code).unwrap_or(1))
+        }
+    }
+}

@@ -1,0 +1,130 @@
+//! The run's outputs: the verdict table on the terminal, `logs/report.json` (versioned shape,
+//! written whole or not at all) and one detailed log per gate.
+
+use std::fmt::Write as _;
+use std::path::{Path, PathBuf};
+
+use anyhow::Context as _;
+use serde::Serialize;
+
+use crate::config::Mode;
+use crate::gates::{GateReport, Status};
+
+/// The version of `report.json`'s shape; bumped on any incompatible change.
+pub const REPORT_SCHEMA_VERSION: u32 = 1;
+
+#[derive(Debug, Serialize)]
+pub struct Report {
+    pub schema_version: u32,
+    pub project: Option<String>,
+    pub revision: String,
+    pub started_at: String,
+    pub mode: Mode,
+    pub profiles: Vec<String>,
+    pub engine: Option<String>,
+    pub compose: Option<String>,
+    pub gates: Vec<GateReport>,
+    pub verdict: Verdict,
+    pub exit_code: i32,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Verdict {
+    Passed,
+    Failed,
+}
+
+/// The exit code and verdict for a set of gate reports under `mode`.
+pub fn decide(gates: &[GateReport], mode: Mode) -> (Verdict, i32) {
+    let blocking = gates.iter().any(|gate| match &gate.status {
+        Status::Failed | Status::NotComputed(_) => true,
+        Status::Passed | Status::Skipped(_) => false,
+    });
+    match (blocking, mode) {
+        (true, Mode::Strict) => (Verdict::Failed, 1),
+        _ => (Verdict::Passed, 0),
+    }
+}
+
+/// `20261203T120000Z` for a time.
+pub fn compact_timestamp(time: std::time::SystemTime) -> String {
+    humantime::format_rfc3339_seconds(time).to_string().replace(['-', ':'], "")
+}
+
+/// The verdict table and every finding, for the terminal.
+pub fn render_table(gates: &[GateReport]) -> String {
+    let mut table = comfy_table::Table::new();
+    table.load_preset(comfy_table::presets::UTF8_FULL_CONDENSED);
+    table.set_header(["gate", "result", "findings", "time"]);
+    for gate in gates {
+        let result = match &gate.status {
+            Status::Passed => "passed".to_owned(),
+            Status::Failed => "FAILED".to_owned(),
+            Status::NotComputed(reason) => format!("not computed: {reason}"),
+            Status::Skipped(reason) => format!("skipped ({reason})"),
+        };
+        let time = if gate.duration.is_zero() { "-".to_owned() } else { format!("{:.1}s", gate.duration.as_secs_f64()) };
+        table.add_row([gate.gate.name().to_owned(), result, gate.findings.len().to_string(), time]);
+    }
+    let mut text = String::new();
+    for gate in gates {
+        for finding in &gate.findings {
+            let _ = writeln!(
+                text,
+                "{}[{}]: {}\n  --> {}\n  = help: {}",
+                match finding.severity {
+                    crate::finding::Severity::Error => "error",
+                    crate::finding::Severity::Warning => "warning",
+                },
+                finding.rule.id(),
+                finding.message,
+                finding.location,
+                finding.remedy
+            );
+        }
+    }
+    let _ = write!(text, "{table}");
+    text
+}
+
+/// Writes `path` through a temporary file and a rename, so readers never see half of it.
+pub fn write_atomically(path: &Path, contents: &[u8]) -> anyhow::Result<()> {
+    if let Some(dir) = path.parent() {
+        std::fs::create_dir_all(dir).with_context(|| format!("failed to create {}", dir.display()))?;
+    }
+    let partial = path.with_extension("partial");
+    std::fs::write(&partial, contents).with_context(|| format!("failed to write {}", partial.display()))?;
+    std::fs::rename(&partial, path).with_context(|| format!("failed to write {}", path.display()))
+}
+
+/// Writes the JSON report and the per-gate logs; returns the paths written.
+pub fn write_all(logs: &Path, report: &Report, root: &Path) -> anyhow::Result<Vec<PathBuf>> {
+    let mut written = Vec::new();
+    let stamp = report.started_at.clone();
+    for gate in &report.gates {
+        let path = logs.join(format!("validate_{}_{stamp}.log", gate.gate.log_name()));
+        let mut text = format!("gate: {}\nstatus: {:?}\nduration: {:?}\n\n", gate.gate.name(), gate.status, gate.duration);
+        for line in &gate.detail {
+            let _ = writeln!(text, "{line}");
+        }
+        for finding in &gate.findings {
+            let _ = writeln!(
+                text,
+                "{} [{}] {}: {} (fix: {})",
+                finding.location.relative_to(root),
+                finding.rule.id(),
+                finding.service.as_deref().unwrap_or("-"),
+                finding.message,
+                finding.remedy
+            );
+        }
+        write_atomically(&path, text.as_bytes())?;
+        written.push(path);
+    }
+    let json = serde_json::to_vec_pretty(report).context("failed to encode the report")?;
+    let path = logs.join("report.json");
+    write_atomically(&path, &json)?;
+    written.push(path);
+    Ok(written)
+}
