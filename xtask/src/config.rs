@@ -16,7 +16,9 @@ use crate::location::{InputError, InputErrors, Location};
 pub const FILE_NAME: &str = "meshgate.toml";
 
 /// How findings turn into a verdict.
-#[derive(Clone, Copy, Debug, Default, Deserialize, PartialEq, Eq, serde::Serialize, clap::ValueEnum)]
+#[derive(
+    Clone, Copy, Debug, Default, Deserialize, PartialEq, Eq, serde::Serialize, clap::ValueEnum,
+)]
 #[serde(rename_all = "lowercase")]
 pub enum Mode {
     /// Any failing finding fails its gate and the build.
@@ -146,6 +148,8 @@ pub struct NetworkPolicy {
 #[derive(Clone, Debug)]
 pub struct Config {
     pub file: PathBuf,
+    /// The folder the configuration's paths are relative to; `logs/` is written there.
+    pub dir: PathBuf,
     pub compose_files: Vec<PathBuf>,
     pub profiles: Vec<String>,
     pub mode: Mode,
@@ -171,9 +175,19 @@ pub fn load(root: &Path) -> anyhow::Result<Config> {
     let text = match std::fs::read_to_string(&file) {
         Ok(text) => text,
         Err(error) if error.kind() == std::io::ErrorKind::NotFound => String::new(),
-        Err(error) => return Err(error).with_context(|| format!("failed to read {}", file.display())),
+        Err(error) => {
+            return Err(error).with_context(|| format!("failed to read {}", file.display()));
+        }
     };
     parse(&file, &text, root)
+}
+
+/// Reads a configuration file given on the command line; its paths are relative to its folder.
+pub fn load_file(file: &Path) -> anyhow::Result<Config> {
+    let text = std::fs::read_to_string(file)
+        .with_context(|| format!("failed to read {}", file.display()))?;
+    let dir = file.parent().filter(|dir| !dir.as_os_str().is_empty()).unwrap_or(Path::new("."));
+    parse(file, &text, dir)
 }
 
 pub fn parse(file: &Path, text: &str, root: &Path) -> anyhow::Result<Config> {
@@ -198,7 +212,9 @@ pub fn line_of(text: &str, offset: usize) -> u32 {
 
 fn validate(raw: Raw, file: &Path, text: &str, root: &Path) -> anyhow::Result<Config> {
     let mut errors = Vec::new();
-    let at = |span: std::ops::Range<usize>| Location::line(file, if span.is_empty() { 0 } else { line_of(text, span.start) });
+    let at = |span: std::ops::Range<usize>| {
+        Location::line(file, if span.is_empty() { 0 } else { line_of(text, span.start) })
+    };
 
     let mut compose_files = Vec::new();
     for name in &raw.mesh.compose_files {
@@ -231,7 +247,8 @@ fn validate(raw: Raw, file: &Path, text: &str, root: &Path) -> anyhow::Result<Co
     let mut service_health_timeouts = BTreeMap::new();
     for (service, settings) in &raw.gates.service_health.services {
         if settings.timeout.is_some() {
-            service_health_timeouts.insert(service.clone(), parse_timeout(&settings.timeout, health_timeout));
+            service_health_timeouts
+                .insert(service.clone(), parse_timeout(&settings.timeout, health_timeout));
         }
     }
 
@@ -271,13 +288,16 @@ fn validate(raw: Raw, file: &Path, text: &str, root: &Path) -> anyhow::Result<Co
     }
     Ok(Config {
         file: file.to_path_buf(),
+        dir: root.to_path_buf(),
         compose_files,
         profiles: raw.mesh.profiles,
         mode: raw.mesh.mode,
         networks: raw
             .networks
             .into_iter()
-            .map(|(name, network)| (name, NetworkPolicy { purpose: network.purpose, internal: network.internal }))
+            .map(|(name, network)| {
+                (name, NetworkPolicy { purpose: network.purpose, internal: network.internal })
+            })
             .collect(),
         least_privilege: raw.policy.least_privilege,
         external,
@@ -317,15 +337,19 @@ mod tests {
     fn wrong_types_and_values_are_errors_with_their_line() {
         let error = parse_text("[mesh]\nmode = \"lenient\"\n").unwrap_err().to_string();
         assert!(error.contains(":2") && error.contains("lenient"), "{error}");
-        let error = parse_text("[gates.service_health]\ntimeout = \"soon\"\n").unwrap_err().to_string();
+        let error =
+            parse_text("[gates.service_health]\ntimeout = \"soon\"\n").unwrap_err().to_string();
         assert!(error.contains(":2") && error.contains("not a duration"), "{error}");
-        let error = parse_text("[mesh]\ncompose_files = [\"nope.yaml\"]\n").unwrap_err().to_string();
+        let error =
+            parse_text("[mesh]\ncompose_files = [\"nope.yaml\"]\n").unwrap_err().to_string();
         assert!(error.contains(":2") && error.contains("does not exist"), "{error}");
     }
 
     #[test]
     fn per_gate_modes_override_the_mesh_mode() {
-        let config = parse_text("[mesh]\nmode = \"warning\"\n[gates.coverage]\nmode = \"monitoring\"\n").unwrap();
+        let config =
+            parse_text("[mesh]\nmode = \"warning\"\n[gates.coverage]\nmode = \"monitoring\"\n")
+                .unwrap();
         assert_eq!(config.gate_mode("coverage"), Mode::Monitoring);
         assert_eq!(config.gate_mode("network-contracts"), Mode::Warning);
     }

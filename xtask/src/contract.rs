@@ -107,7 +107,10 @@ impl Contract {
         let mut listen = Vec::new();
         for item in &raw.listen {
             let parsed = match item.get_ref() {
-                toml::Value::Integer(port) => u16::try_from(*port).ok().filter(|p| *p > 0).map(|port| (port, "tcp".to_owned())),
+                toml::Value::Integer(port) => u16::try_from(*port)
+                    .ok()
+                    .filter(|p| *p > 0)
+                    .map(|port| (port, "tcp".to_owned())),
                 toml::Value::String(text) => {
                     let (port, protocol) = text.split_once('/').unwrap_or((text, "tcp"));
                     port.parse::<u16>().ok().filter(|p| *p > 0).zip(
@@ -131,7 +134,9 @@ impl Contract {
             let parsed = item
                 .get_ref()
                 .rsplit_once(':')
-                .and_then(|(service, port)| Some((service, port.parse::<u16>().ok().filter(|p| *p > 0)?)))
+                .and_then(|(service, port)| {
+                    Some((service, port.parse::<u16>().ok().filter(|p| *p > 0)?))
+                })
                 .filter(|(service, _)| !service.is_empty());
             match parsed {
                 Some((service, port)) => talks_to.push(Edge {
@@ -223,23 +228,30 @@ pub fn load_crate_contracts(root: &Path) -> anyhow::Result<Vec<Contract>> {
             continue;
         };
         let location = Location::line(manifest, line_of(&text, raw.span().start));
-        let binary = package
-            .targets
-            .iter()
-            .find(|target| target.is_bin())
-            .map(|target| target.name.clone());
-        match Contract::from_raw(package.name.to_string(), raw.into_inner(), location.clone(), manifest, &text) {
+        let binary =
+            package.targets.iter().find(|target| target.is_bin()).map(|target| target.name.clone());
+        match Contract::from_raw(
+            package.name.to_string(),
+            raw.into_inner(),
+            location.clone(),
+            manifest,
+            &text,
+        ) {
             Ok(mut contract) => {
                 let Some(binary) = binary else {
                     errors.push(InputError::new(
                         location,
-                        format!("package `{}` declares a service contract but builds no binary", package.name),
+                        format!(
+                            "package `{}` declares a service contract but builds no binary",
+                            package.name
+                        ),
                         "add `src/main.rs`, or remove `[package.metadata.meshgate]` from a library",
                     ));
                     continue;
                 };
                 let manifest_dir = manifest.parent().unwrap_or(root).to_path_buf();
-                contract.package = Some(Package { name: package.name.to_string(), manifest_dir, binary });
+                contract.package =
+                    Some(Package { name: package.name.to_string(), manifest_dir, binary });
                 contracts.push(contract);
             }
             Err(mut contract_errors) => errors.append(&mut contract_errors),

@@ -29,7 +29,8 @@ impl Mesh {
 
 /// Loads the Compose files and the contracts named by `config`.
 pub fn discover(root: &Path, config: Config) -> anyhow::Result<Mesh> {
-    let options = LoadOptions::with_process_env(config.compose_files.clone(), config.profiles.clone());
+    let options =
+        LoadOptions::with_process_env(config.compose_files.clone(), config.profiles.clone());
     let project = compose::load(&options)?;
 
     let mut contracts = BTreeMap::new();
@@ -40,7 +41,10 @@ pub fn discover(root: &Path, config: Config) -> anyhow::Result<Mesh> {
             let first: &Contract = first;
             errors.push(InputError::new(
                 contract.location.clone(),
-                format!("service `{}` has two contracts (the other at {})", contract.service, first.location),
+                format!(
+                    "service `{}` has two contracts (the other at {})",
+                    contract.service, first.location
+                ),
                 "keep one contract per Compose service",
             ));
             continue;
@@ -78,7 +82,10 @@ pub fn check(mesh: &Mesh) -> Vec<Finding> {
                 Finding::new(
                     Rule::NotInCompose,
                     contract.location.clone(),
-                    format!("contract for `{}` but the Compose file has no such service", contract.service),
+                    format!(
+                        "contract for `{}` but the Compose file has no such service",
+                        contract.service
+                    ),
                     "add the service to the Compose file, or fix `service = …` in the contract",
                 )
                 .service(&contract.service),
@@ -92,7 +99,11 @@ pub fn check(mesh: &Mesh) -> Vec<Finding> {
                         Rule::NoDockerfile,
                         contract.location.clone(),
                         format!("service crate `{}` has no Dockerfile", package.name),
-                        format!("add {} building `FROM scratch` around the `{}` binary", dockerfile.display(), package.binary),
+                        format!(
+                            "add {} building `FROM scratch` around the `{}` binary",
+                            dockerfile.display(),
+                            package.binary
+                        ),
                     )
                     .service(&contract.service),
                 );

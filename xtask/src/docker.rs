@@ -7,8 +7,8 @@ use anyhow::Context as _;
 use bollard::Docker;
 use bollard::models::ContainerSummary;
 use bollard::query_parameters::{
-    ListContainersOptionsBuilder, ListNetworksOptionsBuilder, ListVolumesOptionsBuilder, LogsOptionsBuilder,
-    RemoveContainerOptionsBuilder, RemoveVolumeOptionsBuilder,
+    ListContainersOptionsBuilder, ListNetworksOptionsBuilder, ListVolumesOptionsBuilder,
+    LogsOptionsBuilder, RemoveContainerOptionsBuilder, RemoveVolumeOptionsBuilder,
 };
 use futures_util::StreamExt as _;
 
@@ -21,7 +21,8 @@ pub const PROJECT_PREFIX: &str = "meshgate-";
 
 /// Connects to `DOCKER_HOST` (unix or tcp) or the default socket, at the engine's API version.
 pub async fn connect() -> anyhow::Result<Docker> {
-    let host = std::env::var("DOCKER_HOST").unwrap_or_else(|_| "unix:///var/run/docker.sock".into());
+    let host =
+        std::env::var("DOCKER_HOST").unwrap_or_else(|_| "unix:///var/run/docker.sock".into());
     let hint = || {
         format!(
             "cannot reach the Docker engine at {host}: start it, or point DOCKER_HOST at it (unix:///path or tcp://host:port)"
@@ -48,11 +49,19 @@ fn label_filter(label: &str, value: &str) -> HashMap<String, Vec<String>> {
 }
 
 /// The service containers of a Compose project (not one-off or probe containers).
-pub async fn project_containers(docker: &Docker, project: &str) -> anyhow::Result<Vec<ContainerSummary>> {
+pub async fn project_containers(
+    docker: &Docker,
+    project: &str,
+) -> anyhow::Result<Vec<ContainerSummary>> {
     let mut filters = label_filter(PROJECT_LABEL, project);
-    filters.get_mut("label").map(|labels| labels.push("com.docker.compose.oneoff=False".into()));
+    if let Some(labels) = filters.get_mut("label") {
+        labels.push("com.docker.compose.oneoff=False".into())
+    }
     let options = ListContainersOptionsBuilder::default().all(true).filters(&filters).build();
-    docker.list_containers(Some(options)).await.with_context(|| format!("failed to list the containers of {project}"))
+    docker
+        .list_containers(Some(options))
+        .await
+        .with_context(|| format!("failed to list the containers of {project}"))
 }
 
 /// A container's output, stdout and stderr interleaved as the engine kept them.
@@ -87,13 +96,17 @@ pub async fn remove_labelled(docker: &Docker, label: &str, value: &str) -> anyho
     let mut removed = Removed::default();
 
     let options = ListContainersOptionsBuilder::default().all(true).filters(&filters).build();
-    for container in docker.list_containers(Some(options)).await.context("failed to list containers")? {
+    for container in
+        docker.list_containers(Some(options)).await.context("failed to list containers")?
+    {
         let Some(id) = container.id else { continue };
         let options = RemoveContainerOptionsBuilder::default().force(true).v(true).build();
         match docker.remove_container(&id, Some(options)).await {
             Ok(()) => removed.containers += 1,
             Err(error) if is_not_found(&error) => {}
-            Err(error) => return Err(error).with_context(|| format!("failed to remove container {id}")),
+            Err(error) => {
+                return Err(error).with_context(|| format!("failed to remove container {id}"));
+            }
         }
     }
     let options = ListNetworksOptionsBuilder::default().filters(&filters).build();
@@ -102,7 +115,9 @@ pub async fn remove_labelled(docker: &Docker, label: &str, value: &str) -> anyho
         match docker.remove_network(&id).await {
             Ok(()) => removed.networks += 1,
             Err(error) if is_not_found(&error) => {}
-            Err(error) => return Err(error).with_context(|| format!("failed to remove network {id}")),
+            Err(error) => {
+                return Err(error).with_context(|| format!("failed to remove network {id}"));
+            }
         }
     }
     let options = ListVolumesOptionsBuilder::default().filters(&filters).build();
@@ -112,7 +127,10 @@ pub async fn remove_labelled(docker: &Docker, label: &str, value: &str) -> anyho
         match docker.remove_volume(&volume.name, Some(options)).await {
             Ok(()) => removed.volumes += 1,
             Err(error) if is_not_found(&error) => {}
-            Err(error) => return Err(error).with_context(|| format!("failed to remove volume {}", volume.name)),
+            Err(error) => {
+                return Err(error)
+                    .with_context(|| format!("failed to remove volume {}", volume.name));
+            }
         }
     }
     Ok(removed)

@@ -109,7 +109,12 @@ fn serialize_rule<S: serde::Serializer>(rule: &Rule, serializer: S) -> Result<S:
 }
 
 impl Finding {
-    pub fn new(rule: Rule, location: Location, message: impl Into<String>, remedy: impl Into<String>) -> Finding {
+    pub fn new(
+        rule: Rule,
+        location: Location,
+        message: impl Into<String>,
+        remedy: impl Into<String>,
+    ) -> Finding {
         Finding {
             rule,
             severity: rule.default_severity(),

@@ -5,7 +5,11 @@ use clap::{Args, Parser, Subcommand};
 use crate::config::Mode;
 
 #[derive(Debug, Parser)]
-#[command(name = "cargo xtask", bin_name = "cargo xtask", about = "meshgate: the quality gates of the service mesh")]
+#[command(
+    name = "cargo xtask",
+    bin_name = "cargo xtask",
+    about = "meshgate: the quality gates of the service mesh"
+)]
 pub struct Xtask {
     /// Print debug output (commands run, engine calls).
     #[arg(short, long, global = true)]
@@ -45,6 +49,9 @@ pub struct RunFlags {
     /// Leave the mesh running afterwards and print how to inspect it.
     #[arg(long, global = true)]
     pub keep_up: bool,
+    /// Use this meshgate.toml; its paths, and `logs/`, are relative to its folder.
+    #[arg(long, global = true, value_name = "FILE")]
+    pub config: Option<std::path::PathBuf>,
     /// Also print the report as JSON on stdout.
     #[arg(long, global = true)]
     pub json: bool,

@@ -20,10 +20,20 @@ pub const DIGEST_LABEL: &str = "dev.meshgate.context-digest";
 
 /// Variables that would turn the service build into an instrumented (coverage) build.
 const COVERAGE_ENV: &[&str] = &[
-    "RUSTC_WRAPPER", "RUSTC_WORKSPACE_WRAPPER", "LLVM_PROFILE_FILE", "CARGO_LLVM_COV", "CARGO_ENCODED_RUSTFLAGS",
-    "CARGO_LLVM_COV_SHOW_ENV", "CARGO_LLVM_COV_TARGET_DIR", "CARGO_LLVM_COV_BUILD_DIR", "__CARGO_LLVM_COV_RUSTC_WRAPPER",
-    "__CARGO_LLVM_COV_RUSTC_WRAPPER_RUSTFLAGS", "__CARGO_LLVM_COV_RUSTC_WRAPPER_CRATE_NAMES", "__LLVM_PROFILE_RT_INIT_ONCE",
-    "CARGO_TARGET_DIR", "CARGO_BUILD_TARGET_DIR",
+    "RUSTC_WRAPPER",
+    "RUSTC_WORKSPACE_WRAPPER",
+    "LLVM_PROFILE_FILE",
+    "CARGO_LLVM_COV",
+    "CARGO_ENCODED_RUSTFLAGS",
+    "CARGO_LLVM_COV_SHOW_ENV",
+    "CARGO_LLVM_COV_TARGET_DIR",
+    "CARGO_LLVM_COV_BUILD_DIR",
+    "__CARGO_LLVM_COV_RUSTC_WRAPPER",
+    "__CARGO_LLVM_COV_RUSTC_WRAPPER_RUSTFLAGS",
+    "__CARGO_LLVM_COV_RUSTC_WRAPPER_CRATE_NAMES",
+    "__LLVM_PROFILE_RT_INIT_ONCE",
+    "CARGO_TARGET_DIR",
+    "CARGO_BUILD_TARGET_DIR",
 ];
 
 /// One built image.
@@ -71,7 +81,12 @@ pub fn build_binaries(mesh: &Mesh) -> anyhow::Result<PathBuf> {
 }
 
 /// Builds (or keeps) the image of every crate service.
-pub async fn build_images(docker: &Docker, mesh: &Mesh, binaries: &Path, revision: &str) -> anyhow::Result<Vec<BuiltImage>> {
+pub async fn build_images(
+    docker: &Docker,
+    mesh: &Mesh,
+    binaries: &Path,
+    revision: &str,
+) -> anyhow::Result<Vec<BuiltImage>> {
     let mut built = Vec::new();
     for contract in mesh.crate_services() {
         let Some(package) = &contract.package else { continue };
@@ -85,12 +100,18 @@ pub async fn build_images(docker: &Docker, mesh: &Mesh, binaries: &Path, revisio
         };
         let binary = binaries.join(&package.binary);
         let context = context_tar(&package.manifest_dir, &binary, &package.binary)?;
-        let digest = crate::tools::hex(&Sha256::digest([context.as_slice(), revision.as_bytes()].concat()));
+        let digest =
+            crate::tools::hex(&Sha256::digest([context.as_slice(), revision.as_bytes()].concat()));
 
         if let Ok(existing) = docker.inspect_image(&tag).await {
             let labels = existing.config.and_then(|config| config.labels).unwrap_or_default();
             if labels.get(DIGEST_LABEL) == Some(&digest) {
-                built.push(BuiltImage { service: contract.service.clone(), tag, rebuilt: false, size_bytes: existing.size });
+                built.push(BuiltImage {
+                    service: contract.service.clone(),
+                    tag,
+                    rebuilt: false,
+                    size_bytes: existing.size,
+                });
                 continue;
             }
         }
@@ -105,7 +126,8 @@ pub async fn build_images(docker: &Docker, mesh: &Mesh, binaries: &Path, revisio
             .labels(&labels)
             .buildargs(&build_args)
             .build();
-        let mut stream = docker.build_image(options, None, Some(bollard::body_full(context.into())));
+        let mut stream =
+            docker.build_image(options, None, Some(bollard::body_full(context.into())));
         let mut transcript = String::new();
         while let Some(message) = stream.next().await {
             let message = message.with_context(|| format!("failed to build image {tag}"))?;
@@ -121,7 +143,12 @@ pub async fn build_images(docker: &Docker, mesh: &Mesh, binaries: &Path, revisio
             }
         }
         let size = docker.inspect_image(&tag).await.ok().and_then(|image| image.size);
-        built.push(BuiltImage { service: contract.service.clone(), tag, rebuilt: true, size_bytes: size });
+        built.push(BuiltImage {
+            service: contract.service.clone(),
+            tag,
+            rebuilt: true,
+            size_bytes: size,
+        });
     }
     Ok(built)
 }
@@ -138,20 +165,23 @@ fn context_tar(dir: &Path, binary: &Path, binary_name: &str) -> anyhow::Result<V
     for relative in &files {
         let path = dir.join(relative);
         let mut header = tar::Header::new_gnu();
-        let metadata = std::fs::metadata(&path).with_context(|| format!("failed to read {}", path.display()))?;
+        let metadata = std::fs::metadata(&path)
+            .with_context(|| format!("failed to read {}", path.display()))?;
         if metadata.is_dir() {
             header.set_entry_type(tar::EntryType::Directory);
             header.set_size(0);
             header.set_mode(0o755);
             archive.append_data(&mut header, relative, std::io::empty())?;
         } else {
-            let bytes = std::fs::read(&path).with_context(|| format!("failed to read {}", path.display()))?;
+            let bytes = std::fs::read(&path)
+                .with_context(|| format!("failed to read {}", path.display()))?;
             header.set_size(bytes.len() as u64);
             header.set_mode(0o644);
             archive.append_data(&mut header, relative, bytes.as_slice())?;
         }
     }
-    let bytes = std::fs::read(binary).with_context(|| format!("failed to read the service binary {}", binary.display()))?;
+    let bytes = std::fs::read(binary)
+        .with_context(|| format!("failed to read the service binary {}", binary.display()))?;
     let mut header = tar::Header::new_gnu();
     header.set_size(bytes.len() as u64);
     header.set_mode(0o755);
@@ -164,20 +194,31 @@ fn dockerignore(dir: &Path) -> anyhow::Result<ignore::gitignore::Gitignore> {
     let mut builder = ignore::gitignore::GitignoreBuilder::new(dir);
     let file = dir.join(".dockerignore");
     if let Ok(text) = std::fs::read_to_string(&file) {
-        for line in text.lines().map(str::trim).filter(|line| !line.is_empty() && !line.starts_with('#')) {
+        for line in
+            text.lines().map(str::trim).filter(|line| !line.is_empty() && !line.starts_with('#'))
+        {
             let (negate, pattern) = match line.strip_prefix('!') {
                 Some(pattern) => ("!", pattern),
                 None => ("", line),
             };
             let anchored = format!("{negate}/{}", pattern.trim_start_matches('/'));
-            builder.add_line(Some(file.clone()), &anchored).with_context(|| format!("invalid pattern {line:?} in {}", file.display()))?;
+            builder
+                .add_line(Some(file.clone()), &anchored)
+                .with_context(|| format!("invalid pattern {line:?} in {}", file.display()))?;
         }
     }
     builder.build().with_context(|| format!("failed to read {}", file.display()))
 }
 
-fn collect_files(root: &Path, dir: &Path, ignore: &ignore::gitignore::Gitignore, files: &mut Vec<PathBuf>) -> anyhow::Result<()> {
-    for entry in std::fs::read_dir(dir).with_context(|| format!("failed to list {}", dir.display()))? {
+fn collect_files(
+    root: &Path,
+    dir: &Path,
+    ignore: &ignore::gitignore::Gitignore,
+    files: &mut Vec<PathBuf>,
+) -> anyhow::Result<()> {
+    for entry in
+        std::fs::read_dir(dir).with_context(|| format!("failed to list {}", dir.display()))?
+    {
         let path = entry?.path();
         let is_dir = path.is_dir();
         if ignore.matched(&path, is_dir).is_ignore() {
@@ -219,7 +260,11 @@ mod tests {
             .collect();
         names.sort();
         assert_eq!(names, ["Dockerfile", "data", "data/.keep", "svc"]);
-        assert_eq!(context_tar(&dir, &binary, "svc").unwrap(), bytes, "the context is deterministic");
+        assert_eq!(
+            context_tar(&dir, &binary, "svc").unwrap(),
+            bytes,
+            "the context is deterministic"
+        );
         std::fs::remove_dir_all(&dir).unwrap();
     }
 }

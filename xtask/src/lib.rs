@@ -45,7 +45,8 @@ pub fn main() -> ExitCode {
 
 /// The workspace root: the parent of this crate's directory.
 pub fn project_root() -> PathBuf {
-    let manifest_dir = std::env::var_os("CARGO_MANIFEST_DIR").map_or_else(|| PathBuf::from(env!("CARGO_MANIFEST_DIR")), PathBuf::from);
+    let manifest_dir = std::env::var_os("CARGO_MANIFEST_DIR")
+        .map_or_else(|| PathBuf::from(env!("CARGO_MANIFEST_DIR")), PathBuf::from);
     manifest_dir.parent().map_or(manifest_dir.clone(), std::path::Path::to_path_buf)
 }
 
@@ -65,7 +66,10 @@ fn try_main(flags: flags::Xtask) -> anyhow::Result<u8> {
             let gate_list = match gates.only {
                 Some(GateCommand::Clean) => {
                     let removed = pipeline::clean()?;
-                    term::status("Finished", &format!("removed {removed} resource(s) left by earlier runs"));
+                    term::status(
+                        "Finished",
+                        &format!("removed {removed} resource(s) left by earlier runs"),
+                    );
                     return Ok(0);
                 }
                 None => Gate::ALL.to_vec(),
@@ -81,6 +85,9 @@ fn try_main(flags: flags::Xtask) -> anyhow::Result<u8> {
                 keep_up: run.keep_up,
                 mode: if run.strict { Some(Mode::Strict) } else { run.mode },
                 json: run.json,
+                config: run.config.map(|path| {
+                    std::env::current_dir().map_or_else(|_| path.clone(), |dir| dir.join(&path))
+                }),
             };
             pipeline::install_signal_handler()?;
             let code = pipeline::run(&sh, &root, &options)?;

@@ -29,7 +29,8 @@ impl Location {
 
     /// The same place with the file made relative to `root` where possible.
     pub fn relative_to(&self, root: &Path) -> Location {
-        let file = self.file.strip_prefix(root).map_or_else(|_| self.file.clone(), Path::to_path_buf);
+        let file =
+            self.file.strip_prefix(root).map_or_else(|_| self.file.clone(), Path::to_path_buf);
         Location { file, ..self.clone() }
     }
 }
@@ -56,7 +57,11 @@ pub struct InputError {
 }
 
 impl InputError {
-    pub fn new(location: Location, message: impl Into<String>, help: impl Into<String>) -> InputError {
+    pub fn new(
+        location: Location,
+        message: impl Into<String>,
+        help: impl Into<String>,
+    ) -> InputError {
         InputError { location, message: message.into(), help: help.into() }
     }
 }

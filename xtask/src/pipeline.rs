@@ -27,6 +27,8 @@ pub struct Options {
     pub keep_up: bool,
     pub mode: Option<Mode>,
     pub json: bool,
+    /// A meshgate.toml other than the repository's.
+    pub config: Option<PathBuf>,
 }
 
 /// What must be removed when the run ends, however it ends.
@@ -45,12 +47,17 @@ fn teardown_now() {
         let _ = child.kill();
         let _ = child.wait();
     }
-    let Some(teardown) = ACTIVE_TEARDOWN.lock().unwrap_or_else(|e| e.into_inner()).take() else { return };
-    term::status("Tearing down", &teardown.project);
-    let down = teardown
-        .compose
-        .command(&teardown.project, &teardown.files)
-        .args(["down", "--volumes", "--remove-orphans", "--timeout", "10"]);
+    let Some(teardown) = ACTIVE_TEARDOWN.lock().unwrap_or_else(|e| e.into_inner()).take() else {
+        return;
+    };
+    term::status("Removing", &format!("compose project {}", teardown.project));
+    let down = teardown.compose.command(&teardown.project, &teardown.files).args([
+        "down",
+        "--volumes",
+        "--remove-orphans",
+        "--timeout",
+        "10",
+    ]);
     if let Err(error) = down.read() {
         term::warn(&format!("{error:#}"));
     }
@@ -62,8 +69,12 @@ fn teardown_now() {
         })
     });
     match swept {
-        Ok(Ok(removed)) if removed.total() > 0 => term::note(&format!("removed {} leftover resource(s) by label", removed.total())),
-        Ok(Err(error)) => term::warn(&format!("label sweep of {} failed: {error:#}", teardown.project)),
+        Ok(Ok(removed)) if removed.total() > 0 => {
+            term::note(&format!("removed {} leftover resource(s) by label", removed.total()))
+        }
+        Ok(Err(error)) => {
+            term::warn(&format!("label sweep of {} failed: {error:#}", teardown.project))
+        }
         _ => {}
     }
 }
@@ -89,13 +100,22 @@ pub fn install_signal_handler() -> anyhow::Result<()> {
 
 /// A project name no other run uses: lowercase, starting with a letter.
 fn project_name() -> String {
-    let nanos = SystemTime::now().duration_since(SystemTime::UNIX_EPOCH).map_or(0, |d| d.subsec_nanos());
+    let nanos =
+        SystemTime::now().duration_since(SystemTime::UNIX_EPOCH).map_or(0, |d| d.subsec_nanos());
     format!("{}{}-{:x}", docker::PROJECT_PREFIX, std::process::id(), nanos)
 }
 
 fn revision(sh: &xshell::Shell) -> String {
-    let head = xshell::cmd!(sh, "git rev-parse HEAD").quiet().ignore_stderr().read().unwrap_or_else(|_| "unknown".into());
-    let dirty = xshell::cmd!(sh, "git status --porcelain --untracked-files=no").quiet().ignore_stderr().read().is_ok_and(|s| !s.trim().is_empty());
+    let head = xshell::cmd!(sh, "git rev-parse HEAD")
+        .quiet()
+        .ignore_stderr()
+        .read()
+        .unwrap_or_else(|_| "unknown".into());
+    let dirty = xshell::cmd!(sh, "git status --porcelain --untracked-files=no")
+        .quiet()
+        .ignore_stderr()
+        .read()
+        .is_ok_and(|s| !s.trim().is_empty());
     if dirty { format!("{head}-dirty") } else { head }
 }
 
@@ -103,7 +123,11 @@ fn revision(sh: &xshell::Shell) -> String {
 pub fn run(sh: &xshell::Shell, root: &Path, options: &Options) -> anyhow::Result<i32> {
     let started_at = SystemTime::now();
     let stamp = report::compact_timestamp(started_at);
-    let config = config::load(root)?;
+    let config = match &options.config {
+        Some(file) => config::load_file(file)?,
+        None => config::load(root)?,
+    };
+    let logs = config.dir.join("logs");
     let mode = options.mode.unwrap_or(config.mode);
     let mesh = discover::discover(root, config)?;
     let selected = |gate: Gate| options.gates.contains(&gate);
@@ -112,7 +136,12 @@ pub fn run(sh: &xshell::Shell, root: &Path, options: &Options) -> anyhow::Result
     // Static gates: no Docker, no test run.
     let clock = Instant::now();
     let static_findings = network_contracts::check_static(&mesh);
-    let network_static = GateReport::from_findings(Gate::NetworkContracts, static_findings, clock.elapsed(), static_detail(&mesh));
+    let network_static = GateReport::from_findings(
+        Gate::NetworkContracts,
+        static_findings,
+        clock.elapsed(),
+        static_detail(&mesh),
+    );
 
     let mut report = Report {
         schema_version: report::REPORT_SCHEMA_VERSION,
@@ -128,7 +157,8 @@ pub fn run(sh: &xshell::Shell, root: &Path, options: &Options) -> anyhow::Result
         exit_code: 0,
     };
 
-    let needs_mesh = !options.static_only && (selected(Gate::ServiceHealth) || selected(Gate::NetworkContracts));
+    let needs_mesh =
+        !options.static_only && (selected(Gate::ServiceHealth) || selected(Gate::NetworkContracts));
     let network_failed = network_static.status == crate::gates::Status::Failed;
     if selected(Gate::NetworkContracts) {
         reports.push(network_static);
@@ -136,10 +166,14 @@ pub fn run(sh: &xshell::Shell, root: &Path, options: &Options) -> anyhow::Result
     if needs_mesh && network_failed {
         term::warn("the static network contracts fail: the mesh is not started");
         if selected(Gate::ServiceHealth) {
-            reports.push(GateReport::not_computed(Gate::ServiceHealth, "network contracts failed statically", std::time::Duration::ZERO));
+            reports.push(GateReport::not_computed(
+                Gate::ServiceHealth,
+                "network contracts failed statically",
+                std::time::Duration::ZERO,
+            ));
         }
     } else if needs_mesh {
-        let health = run_mesh(root, &mesh, options, &mut report)?;
+        let health = run_mesh(root, &logs, &mesh, options, &mut report)?;
         if selected(Gate::ServiceHealth) {
             reports.push(health);
         }
@@ -157,11 +191,12 @@ pub fn run(sh: &xshell::Shell, root: &Path, options: &Options) -> anyhow::Result
     report.gates = reports;
     report.verdict = verdict;
     report.exit_code = exit_code;
-    let logs = root.join("logs");
     report::write_all(&logs, &report, root)?;
     term::block(&report::render_table(&report.gates));
     if options.json {
-        term::stdout(&serde_json::to_string_pretty(&report).context("failed to encode the report")?);
+        term::stdout(
+            &serde_json::to_string_pretty(&report).context("failed to encode the report")?,
+        );
     }
     let summary = match (verdict, mode) {
         (report::Verdict::Failed, _) => "gates failed",
@@ -169,23 +204,41 @@ pub fn run(sh: &xshell::Shell, root: &Path, options: &Options) -> anyhow::Result
         (_, Mode::Warning) => "gates passed (warning mode)",
         (_, Mode::Monitoring) => "gates measured (monitoring mode)",
     };
-    term::status("Finished", &format!("{summary}; report at {}", logs.join("report.json").display()));
+    term::status(
+        "Finished",
+        &format!("{summary}; report at {}", logs.join("report.json").display()),
+    );
     Ok(exit_code)
 }
 
 fn static_detail(mesh: &Mesh) -> Vec<String> {
-    let mut detail = vec![format!("compose files: {:?}", mesh.project.files), format!("profiles: {:?}", mesh.project.profiles)];
+    let mut detail = vec![
+        format!("compose files: {:?}", mesh.project.files),
+        format!("profiles: {:?}", mesh.project.profiles),
+    ];
     for contract in mesh.contracts.values() {
         for edge in &contract.talks_to {
-            detail.push(format!("declared edge: {} -> {}:{}", contract.service, edge.service, edge.port));
+            detail.push(format!(
+                "declared edge: {} -> {}:{}",
+                contract.service, edge.service, edge.port
+            ));
         }
     }
     detail
 }
 
 /// Builds, starts, waits for and tears down the mesh; returns the health gate's report.
-fn run_mesh(root: &Path, mesh: &Mesh, options: &Options, report: &mut Report) -> anyhow::Result<GateReport> {
-    let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().context("failed to start the async runtime")?;
+fn run_mesh(
+    root: &Path,
+    logs: &Path,
+    mesh: &Mesh,
+    options: &Options,
+    report: &mut Report,
+) -> anyhow::Result<GateReport> {
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .context("failed to start the async runtime")?;
     let docker = runtime.block_on(docker::connect())?;
     let engine = runtime.block_on(docker::describe_engine(&docker))?;
     term::status("Docker", &engine);
@@ -197,7 +250,12 @@ fn run_mesh(root: &Path, mesh: &Mesh, options: &Options, report: &mut Report) ->
     term::status("Compiling", "service binaries (static, release)");
     let binaries = crate::images::build_binaries(mesh)?;
     progress.set_message("building images".into());
-    let images = runtime.block_on(crate::images::build_images(&docker, mesh, &binaries, &report.revision))?;
+    let images = runtime.block_on(crate::images::build_images(
+        &docker,
+        mesh,
+        &binaries,
+        &report.revision,
+    ))?;
     drop(progress);
     let rebuilt = images.iter().filter(|image| image.rebuilt).count();
     term::status("Images", &format!("{} ready ({rebuilt} rebuilt)", images.len()));
@@ -211,7 +269,14 @@ fn run_mesh(root: &Path, mesh: &Mesh, options: &Options, report: &mut Report) ->
 
     term::status("Starting", &format!("mesh as compose project {project}"));
     let clock = Instant::now();
-    let mut up = compose.command(&project, &files).args(["up", "--detach", "--no-build", "--pull", "never", "--remove-orphans"]);
+    let mut up = compose.command(&project, &files).args([
+        "up",
+        "--detach",
+        "--no-build",
+        "--pull",
+        "never",
+        "--remove-orphans",
+    ]);
     for profile in &mesh.project.profiles {
         up = up.args(["--profile", profile]);
     }
@@ -225,29 +290,36 @@ fn run_mesh(root: &Path, mesh: &Mesh, options: &Options, report: &mut Report) ->
             Ok(Some(status)) => {
                 let child = slot.take()?;
                 let output = child.wait_with_output().ok()?;
-                if status.success() {
-                    Some(Ok(()))
-                } else {
-                    Some(Err(up.failure(&output)))
-                }
+                if status.success() { Some(Ok(())) } else { Some(Err(up.failure(&output))) }
             }
             Err(error) => Some(Err(error.into())),
         }
     };
     let progress = term::Progress::start("waiting for the mesh to be healthy");
-    let waited = runtime.block_on(service_health::wait_for_health(&docker, mesh, &project, clock, up_finished));
+    let waited = runtime.block_on(service_health::wait_for_health(
+        &docker,
+        mesh,
+        &project,
+        clock,
+        up_finished,
+    ));
     drop(progress);
     let mut outcome = waited?;
     if outcome.findings.is_empty() {
-        outcome.findings = runtime.block_on(service_health::check_readiness(&docker, mesh, &project))?;
+        outcome.findings =
+            runtime.block_on(service_health::check_readiness(&docker, mesh, &project))?;
     }
     let duration = clock.elapsed();
 
     // Every service's output is kept; failures point at it.
-    let logs_dir = root.join("logs").join("services");
+    let logs_dir = logs.join("services");
     let containers = runtime.block_on(docker::project_containers(&docker, &project))?;
     for container in containers {
-        let service = container.labels.as_ref().and_then(|labels| labels.get("com.docker.compose.service")).cloned();
+        let service = container
+            .labels
+            .as_ref()
+            .and_then(|labels| labels.get("com.docker.compose.service"))
+            .cloned();
         let (Some(service), Some(id)) = (service, container.id) else { continue };
         let text = runtime.block_on(docker::container_logs(&docker, &id))?;
         report::write_atomically(&logs_dir.join(format!("{service}.log")), text.as_bytes())?;
@@ -256,7 +328,9 @@ fn run_mesh(root: &Path, mesh: &Mesh, options: &Options, report: &mut Report) ->
     let mut detail: Vec<String> = outcome
         .services
         .iter()
-        .map(|(name, state)| format!("{name}: {}", serde_json::to_string(state).unwrap_or_default()))
+        .map(|(name, state)| {
+            format!("{name}: {}", serde_json::to_string(state).unwrap_or_default())
+        })
         .collect();
     if !outcome.findings.is_empty() {
         let compose_hint = format!("docker compose -p {project} logs <service>");
@@ -268,7 +342,9 @@ fn run_mesh(root: &Path, mesh: &Mesh, options: &Options, report: &mut Report) ->
         ACTIVE_TEARDOWN.lock().unwrap_or_else(|e| e.into_inner()).take();
         term::status("Kept up", &format!("compose project {project}"));
         term::note(&format!("inspect with `docker compose -p {project} logs <service>`"));
-        term::note(&format!("remove with `docker compose -p {project} down --volumes` or `cargo xtask gates clean`"));
+        term::note(&format!(
+            "remove with `docker compose -p {project} down --volumes` or `cargo xtask gates clean`"
+        ));
     }
     drop(guard);
     Ok(GateReport::from_findings(Gate::ServiceHealth, outcome.findings, duration, detail))
@@ -280,21 +356,45 @@ pub fn clean() -> anyhow::Result<usize> {
     runtime.block_on(async {
         let docker = docker::connect().await?;
         let mut projects = std::collections::BTreeSet::new();
-        let filters = std::collections::HashMap::from([("label".to_owned(), vec![docker::PROJECT_LABEL.to_owned()])]);
-        let options = bollard::query_parameters::ListContainersOptionsBuilder::default().all(true).filters(&filters).build();
-        for container in docker.list_containers(Some(options)).await.context("failed to list containers")? {
-            if let Some(project) = container.labels.and_then(|labels| labels.get(docker::PROJECT_LABEL).cloned()) {
+        let filters = std::collections::HashMap::from([(
+            "label".to_owned(),
+            vec![docker::PROJECT_LABEL.to_owned()],
+        )]);
+        let options = bollard::query_parameters::ListContainersOptionsBuilder::default()
+            .all(true)
+            .filters(&filters)
+            .build();
+        for container in
+            docker.list_containers(Some(options)).await.context("failed to list containers")?
+        {
+            if let Some(project) =
+                container.labels.and_then(|labels| labels.get(docker::PROJECT_LABEL).cloned())
+            {
                 projects.insert(project);
             }
         }
-        let options = bollard::query_parameters::ListNetworksOptionsBuilder::default().filters(&filters).build();
-        for network in docker.list_networks(Some(options)).await.context("failed to list networks")? {
-            if let Some(project) = network.labels.and_then(|labels| labels.get(docker::PROJECT_LABEL).cloned()) {
+        let options = bollard::query_parameters::ListNetworksOptionsBuilder::default()
+            .filters(&filters)
+            .build();
+        for network in
+            docker.list_networks(Some(options)).await.context("failed to list networks")?
+        {
+            if let Some(project) =
+                network.labels.and_then(|labels| labels.get(docker::PROJECT_LABEL).cloned())
+            {
                 projects.insert(project);
             }
         }
-        let options = bollard::query_parameters::ListVolumesOptionsBuilder::default().filters(&filters).build();
-        for volume in docker.list_volumes(Some(options)).await.context("failed to list volumes")?.volumes.unwrap_or_default() {
+        let options = bollard::query_parameters::ListVolumesOptionsBuilder::default()
+            .filters(&filters)
+            .build();
+        for volume in docker
+            .list_volumes(Some(options))
+            .await
+            .context("failed to list volumes")?
+            .volumes
+            .unwrap_or_default()
+        {
             if let Some(project) = volume.labels.get(docker::PROJECT_LABEL) {
                 projects.insert(project.clone());
             }
@@ -302,7 +402,13 @@ pub fn clean() -> anyhow::Result<usize> {
         let mut total = 0;
         for project in projects.iter().filter(|p| p.starts_with(docker::PROJECT_PREFIX)) {
             let removed = docker::remove_labelled(&docker, docker::PROJECT_LABEL, project).await?;
-            term::status("Removed", &format!("{project}: {} container(s), {} network(s), {} volume(s)", removed.containers, removed.networks, removed.volumes));
+            term::status(
+                "Removed",
+                &format!(
+                    "{project}: {} container(s), {} network(s), {} volume(s)",
+                    removed.containers, removed.networks, removed.volumes
+                ),
+            );
             total += removed.total();
         }
         Ok(total)

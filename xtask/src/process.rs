@@ -19,7 +19,13 @@ pub struct ProcessBuilder {
 
 impl ProcessBuilder {
     pub fn new(program: impl AsRef<OsStr>) -> ProcessBuilder {
-        ProcessBuilder { program: program.as_ref().to_owned(), args: Vec::new(), envs: Vec::new(), removed: Vec::new(), dir: None }
+        ProcessBuilder {
+            program: program.as_ref().to_owned(),
+            args: Vec::new(),
+            envs: Vec::new(),
+            removed: Vec::new(),
+            dir: None,
+        }
     }
 
     /// `cargo` as the caller's cargo runs it (`$CARGO`), so toolchain overrides hold.
@@ -78,7 +84,10 @@ impl ProcessBuilder {
     /// Runs to completion capturing output, whatever the exit status.
     pub fn output(&self) -> anyhow::Result<Output> {
         crate::term::verbose(&format!("running {self}"));
-        self.command().stdin(Stdio::null()).output().with_context(|| format!("failed to start `{self}`"))
+        self.command()
+            .stdin(Stdio::null())
+            .output()
+            .with_context(|| format!("failed to start `{self}`"))
     }
 
     /// Starts the program with captured output.

@@ -64,7 +64,11 @@ pub fn render_table(gates: &[GateReport]) -> String {
             Status::NotComputed(reason) => format!("not computed: {reason}"),
             Status::Skipped(reason) => format!("skipped ({reason})"),
         };
-        let time = if gate.duration.is_zero() { "-".to_owned() } else { format!("{:.1}s", gate.duration.as_secs_f64()) };
+        let time = if gate.duration.is_zero() {
+            "-".to_owned()
+        } else {
+            format!("{:.1}s", gate.duration.as_secs_f64())
+        };
         table.add_row([gate.gate.name().to_owned(), result, gate.findings.len().to_string(), time]);
     }
     let mut text = String::new();
@@ -91,10 +95,12 @@ pub fn render_table(gates: &[GateReport]) -> String {
 /// Writes `path` through a temporary file and a rename, so readers never see half of it.
 pub fn write_atomically(path: &Path, contents: &[u8]) -> anyhow::Result<()> {
     if let Some(dir) = path.parent() {
-        std::fs::create_dir_all(dir).with_context(|| format!("failed to create {}", dir.display()))?;
+        std::fs::create_dir_all(dir)
+            .with_context(|| format!("failed to create {}", dir.display()))?;
     }
     let partial = path.with_extension("partial");
-    std::fs::write(&partial, contents).with_context(|| format!("failed to write {}", partial.display()))?;
+    std::fs::write(&partial, contents)
+        .with_context(|| format!("failed to write {}", partial.display()))?;
     std::fs::rename(&partial, path).with_context(|| format!("failed to write {}", path.display()))
 }
 
@@ -104,7 +110,12 @@ pub fn write_all(logs: &Path, report: &Report, root: &Path) -> anyhow::Result<Ve
     let stamp = report.started_at.clone();
     for gate in &report.gates {
         let path = logs.join(format!("validate_{}_{stamp}.log", gate.gate.log_name()));
-        let mut text = format!("gate: {}\nstatus: {:?}\nduration: {:?}\n\n", gate.gate.name(), gate.status, gate.duration);
+        let mut text = format!(
+            "gate: {}\nstatus: {:?}\nduration: {:?}\n\n",
+            gate.gate.name(),
+            gate.status,
+            gate.duration
+        );
         for line in &gate.detail {
             let _ = writeln!(text, "{line}");
         }

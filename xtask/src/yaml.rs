@@ -148,27 +148,28 @@ fn resolve_plain(text: &str) -> Typed<'_> {
         _ => {}
     }
     let unsigned = text.strip_prefix(['-', '+']).unwrap_or(text);
-    if !unsigned.is_empty() && unsigned.bytes().all(|byte| byte.is_ascii_digit()) {
-        if let Ok(number) = text.parse() {
-            return Typed::Int(number);
-        }
+    if !unsigned.is_empty()
+        && unsigned.bytes().all(|byte| byte.is_ascii_digit())
+        && let Ok(number) = text.parse()
+    {
+        return Typed::Int(number);
     }
-    if let Some(hex) = text.strip_prefix("0x") {
-        if let Ok(number) = i64::from_str_radix(hex, 16) {
-            return Typed::Int(number);
-        }
+    if let Some(hex) = text.strip_prefix("0x")
+        && let Ok(number) = i64::from_str_radix(hex, 16)
+    {
+        return Typed::Int(number);
     }
-    if let Some(octal) = text.strip_prefix("0o") {
-        if let Ok(number) = i64::from_str_radix(octal, 8) {
-            return Typed::Int(number);
-        }
+    if let Some(octal) = text.strip_prefix("0o")
+        && let Ok(number) = i64::from_str_radix(octal, 8)
+    {
+        return Typed::Int(number);
     }
     let looks_numeric = unsigned.starts_with(|c: char| c.is_ascii_digit() || c == '.')
-        && unsigned.bytes().all(|b| b.is_ascii_digit() || matches!(b, b'.' | b'e' | b'E' | b'-' | b'+'));
-    if looks_numeric {
-        if let Ok(number) = text.parse() {
-            return Typed::Float(number);
-        }
+        && unsigned
+            .bytes()
+            .all(|b| b.is_ascii_digit() || matches!(b, b'.' | b'e' | b'E' | b'-' | b'+'));
+    if looks_numeric && let Ok(number) = text.parse() {
+        return Typed::Float(number);
     }
     Typed::Str(text)
 }
@@ -224,11 +225,13 @@ impl Builder {
             }
             Event::Scalar(text, style, anchor, _tag) => {
                 let plain = style == ScalarStyle::Plain;
-                let node = Node { kind: Kind::Scalar(Scalar { text: text.into_owned(), plain }), pos };
+                let node =
+                    Node { kind: Kind::Scalar(Scalar { text: text.into_owned(), plain }), pos };
                 self.finish(node, anchor)?;
             }
             Event::SequenceStart(anchor, _) => {
-                self.stack.push(Open::Seq { node: Node { kind: Kind::Seq(Vec::new()), pos }, anchor });
+                self.stack
+                    .push(Open::Seq { node: Node { kind: Kind::Seq(Vec::new()), pos }, anchor });
             }
             Event::MappingStart(anchor, _) => {
                 let node = Node { kind: Kind::Map(Vec::new()), pos };
@@ -236,7 +239,9 @@ impl Builder {
             }
             Event::SequenceEnd | Event::MappingEnd => {
                 let (mut node, anchor) = match self.stack.pop() {
-                    Some(Open::Seq { node, anchor }) | Some(Open::Map { node, anchor, .. }) => (node, anchor),
+                    Some(Open::Seq { node, anchor }) | Some(Open::Map { node, anchor, .. }) => {
+                        (node, anchor)
+                    }
                     None => return Ok(()),
                 };
                 apply_merge_keys(&mut node)?;
@@ -270,7 +275,8 @@ impl Builder {
                     let key = match &node.kind {
                         Kind::Scalar(scalar) => scalar.text.clone(),
                         _ => {
-                            let message = "a mapping key must be a plain value, not a list or mapping";
+                            let message =
+                                "a mapping key must be a plain value, not a list or mapping";
                             return Err(SyntaxError { pos: node.pos, message: message.into() });
                         }
                     };
@@ -278,14 +284,14 @@ impl Builder {
                 }
                 Some((key, key_pos)) => {
                     if let Kind::Map(entries) = &mut parent.kind {
-                        if key != "<<" {
-                            if let Some(first) = entries.iter().find(|entry| entry.key == key) {
-                                let message = format!(
-                                    "duplicate key `{key}` (first defined on line {})",
-                                    first.key_pos.line
-                                );
-                                return Err(SyntaxError { pos: key_pos, message });
-                            }
+                        if key != "<<"
+                            && let Some(first) = entries.iter().find(|entry| entry.key == key)
+                        {
+                            let message = format!(
+                                "duplicate key `{key}` (first defined on line {})",
+                                first.key_pos.line
+                            );
+                            return Err(SyntaxError { pos: key_pos, message });
                         }
                         entries.push(Entry { key, key_pos, value: node });
                     }
@@ -335,7 +341,8 @@ mod tests {
 
     #[test]
     fn keeps_positions_and_reads_ports_as_yaml_1_2() {
-        let root = parse("services:\n  sftp:\n    ports:\n      - 2122:22\n      - \"8080:80\"\n").unwrap();
+        let root = parse("services:\n  sftp:\n    ports:\n      - 2122:22\n      - \"8080:80\"\n")
+            .unwrap();
         let ports = root.get("services").unwrap().get("sftp").unwrap().get("ports").unwrap();
         let items = ports.as_seq().unwrap();
         assert_eq!(items[0].typed(), Some(Typed::Str("2122:22")));
@@ -351,14 +358,19 @@ mod tests {
         assert_eq!(root.get("b").unwrap().typed(), Some(Typed::Bool(true)));
         assert!(root.get("c").unwrap().is_null());
         assert_eq!(root.get("d").unwrap().typed(), Some(Typed::Float(1.5)));
-        assert_eq!(root.get("e").unwrap().typed(), Some(Typed::Str("yes")), "YAML 1.2 has no yes/no booleans");
+        assert_eq!(
+            root.get("e").unwrap().typed(),
+            Some(Typed::Str("yes")),
+            "YAML 1.2 has no yes/no booleans"
+        );
         assert_eq!(root.get("f").unwrap().typed(), Some(Typed::Str("3000")));
         assert!(root.get("g").unwrap().is_null());
     }
 
     #[test]
     fn applies_anchors_and_merge_keys_with_explicit_keys_winning() {
-        let text = "x: &base\n  restart: always\n  image: a\ny:\n  image: b\n  <<: *base\nz: *base\n";
+        let text =
+            "x: &base\n  restart: always\n  image: a\ny:\n  image: b\n  <<: *base\nz: *base\n";
         let root = parse(text).unwrap();
         let y = root.get("y").unwrap();
         assert_eq!(y.get("image").unwrap().text(), Some("b"));

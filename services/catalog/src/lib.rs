@@ -37,7 +37,9 @@ pub fn find_product(id: &str) -> Option<Product> {
 }
 
 pub fn routes(router: Router<Arc<Service>>) -> Router<Arc<Service>> {
-    router.route("/catalog/products", get(list_products)).route("/catalog/products/{id}", get(get_product))
+    router
+        .route("/catalog/products", get(list_products))
+        .route("/catalog/products/{id}", get(get_product))
 }
 
 async fn list_products() -> impl IntoResponse {
@@ -47,8 +49,10 @@ async fn list_products() -> impl IntoResponse {
 async fn get_product(Path(id): Path<String>) -> Response {
     match find_product(&id) {
         Some(product) => axum::Json(product).into_response(),
-        None => (StatusCode::NOT_FOUND, axum::Json(serde_json::json!({ "error": "no such product" })))
-            .into_response(),
+        None => {
+            (StatusCode::NOT_FOUND, axum::Json(serde_json::json!({ "error": "no such product" })))
+                .into_response()
+        }
     }
 }
 

@@ -7,11 +7,8 @@ const BINARY: &str = env!("CARGO_BIN_EXE_gateway");
 
 #[test]
 fn forwards_catalog_paths_and_rejects_unknown_ones() {
-    let runtime = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(1)
-        .enable_all()
-        .build()
-        .unwrap();
+    let runtime =
+        tokio::runtime::Builder::new_multi_thread().worker_threads(1).enable_all().build().unwrap();
     let catalog_url = runtime
         .block_on(meshkit::server::spawn_on_loopback("catalog", Vec::new(), catalog::routes))
         .unwrap();

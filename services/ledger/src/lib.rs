@@ -63,7 +63,8 @@ impl Store {
             Ok(text) => text,
             Err(error) if error.kind() == std::io::ErrorKind::NotFound => return Ok(Vec::new()),
             Err(error) => {
-                return Err(error).with_context(|| format!("failed to read {}", self.path.display()));
+                return Err(error)
+                    .with_context(|| format!("failed to read {}", self.path.display()));
             }
         };
         text.lines()
@@ -96,13 +97,9 @@ impl Store {
 }
 
 /// The ledger's routes over `store`.
-pub fn routes(
-    store: Arc<Store>,
-) -> impl FnOnce(Router<Arc<Service>>) -> Router<Arc<Service>> {
+pub fn routes(store: Arc<Store>) -> impl FnOnce(Router<Arc<Service>>) -> Router<Arc<Service>> {
     move |router| {
-        router
-            .route("/entries", get(list_entries).post(append_entry))
-            .layer(Extension(store))
+        router.route("/entries", get(list_entries).post(append_entry)).layer(Extension(store))
     }
 }
 
@@ -160,8 +157,11 @@ mod tests {
         let dir = std::env::temp_dir().join(format!("ledger-corrupt-{}", std::process::id()));
         std::fs::create_dir_all(&dir).unwrap();
         let path = dir.join("b.jsonl");
-        std::fs::write(&path, "{\"sequence\":1,\"item_id\":\"a\",\"quantity\":1,\"total_cents\":1}\nnot json\n")
-            .unwrap();
+        std::fs::write(
+            &path,
+            "{\"sequence\":1,\"item_id\":\"a\",\"quantity\":1,\"total_cents\":1}\nnot json\n",
+        )
+        .unwrap();
         let error = Store::new(&path).entries().await.unwrap_err();
         assert!(format!("{error:#}").contains("b.jsonl:2"), "{error:#}");
         std::fs::remove_dir_all(&dir).unwrap();

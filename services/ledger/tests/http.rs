@@ -36,7 +36,8 @@ fn keeps_entries_across_restarts() {
 #[test]
 fn refuses_an_empty_order_and_malformed_json() {
     let file = temp_ledger("refuse");
-    let service = ServiceProcess::start(BINARY, &[("LEDGER_FILE", file.to_str().unwrap())]).unwrap();
+    let service =
+        ServiceProcess::start(BINARY, &[("LEDGER_FILE", file.to_str().unwrap())]).unwrap();
     let url = format!("{}/entries", service.base_url);
     let (status, _) =
         http_post_json(&url, &json!({ "item_id": "x", "quantity": 0, "total_cents": 0 })).unwrap();

@@ -31,10 +31,11 @@ impl Client {
         let target = request.uri().to_string();
         let response = self.send_streaming(request).await?;
         let status = response.status();
-        let body = tokio::time::timeout(self.timeout, axum::body::to_bytes(response.into_body(), 4 << 20))
-            .await
-            .with_context(|| format!("timed out reading the answer of {target}"))?
-            .with_context(|| format!("failed to read the answer of {target}"))?;
+        let body =
+            tokio::time::timeout(self.timeout, axum::body::to_bytes(response.into_body(), 4 << 20))
+                .await
+                .with_context(|| format!("timed out reading the answer of {target}"))?
+                .with_context(|| format!("failed to read the answer of {target}"))?;
         Ok((status, body))
     }
 

@@ -47,7 +47,9 @@ impl Service {
         dependencies: &[(&'static str, &'static str)],
     ) -> anyhow::Result<Service> {
         let port = match std::env::var("PORT") {
-            Ok(text) => text.parse().with_context(|| format!("PORT is not a port number: {text:?}"))?,
+            Ok(text) => {
+                text.parse().with_context(|| format!("PORT is not a port number: {text:?}"))?
+            }
             Err(_) => DEFAULT_PORT,
         };
         let dependencies = dependencies
@@ -120,10 +122,9 @@ pub fn main_with(
             }
         },
         other => {
-            service.logger.error(
-                &format!("unknown command {other:?}: use `serve` or `healthcheck`"),
-                &[],
-            );
+            service
+                .logger
+                .error(&format!("unknown command {other:?}: use `serve` or `healthcheck`"), &[]);
             ExitCode::from(2)
         }
     }
@@ -223,10 +224,11 @@ async fn readyz(State(service): State<Arc<Service>>) -> Response {
         let url = format!("{}/healthz", dependency.url);
         match service.client.probe(&url).await {
             Ok(status) if status.is_success() => {}
-            Ok(status) => failing.push(json!({ "dependency": dependency.name, "status": status.as_u16() })),
-            Err(error) => {
-                failing.push(json!({ "dependency": dependency.name, "error": format!("{error:#}") }))
+            Ok(status) => {
+                failing.push(json!({ "dependency": dependency.name, "status": status.as_u16() }))
             }
+            Err(error) => failing
+                .push(json!({ "dependency": dependency.name, "error": format!("{error:#}") })),
         }
     }
     if failing.is_empty() {
@@ -238,7 +240,11 @@ async fn readyz(State(service): State<Arc<Service>>) -> Response {
 }
 
 /// Logs every request but the health probes, which the engine sends every few seconds.
-async fn log_request(State(service): State<Arc<Service>>, request: Request, next: Next) -> Response {
+async fn log_request(
+    State(service): State<Arc<Service>>,
+    request: Request,
+    next: Next,
+) -> Response {
     let method = request.method().to_string();
     let path = request.uri().path().to_owned();
     let started = Instant::now();

@@ -84,7 +84,12 @@ async fn create_order(
         return refuse(StatusCode::UNPROCESSABLE_ENTITY, "order total too large");
     };
 
-    let entry = LedgerEntry { sequence: 0, item_id: request.item_id, quantity: request.quantity, total_cents };
+    let entry = LedgerEntry {
+        sequence: 0,
+        item_id: request.item_id,
+        quantity: request.quantity,
+        total_cents,
+    };
     let ledger_url = format!("{}/entries", service.dependency_url("ledger"));
     match service.client.post_json::<_, LedgerEntry>(&ledger_url, &entry).await {
         Ok(Some(recorded)) => (StatusCode::CREATED, Json(Order::from(recorded))).into_response(),
@@ -97,7 +102,8 @@ async fn list_orders(State(service): State<Arc<Service>>) -> Response {
     let url = format!("{}/entries", service.dependency_url("ledger"));
     match service.client.get_json::<Vec<LedgerEntry>>(&url).await {
         Ok(entries) => {
-            let orders: Vec<Order> = entries.unwrap_or_default().into_iter().map(Order::from).collect();
+            let orders: Vec<Order> =
+                entries.unwrap_or_default().into_iter().map(Order::from).collect();
             Json(orders).into_response()
         }
         Err(error) => upstream_failed(&service, "ledger", &error),

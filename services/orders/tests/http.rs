@@ -9,18 +9,16 @@ const BINARY: &str = env!("CARGO_BIN_EXE_orders");
 
 /// Starts catalog and ledger in a background runtime and returns their base URLs.
 fn start_dependencies(name: &str) -> (tokio::runtime::Runtime, String, String) {
-    let runtime = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(1)
-        .enable_all()
-        .build()
-        .unwrap();
+    let runtime =
+        tokio::runtime::Builder::new_multi_thread().worker_threads(1).enable_all().build().unwrap();
     let dir = std::env::temp_dir().join(format!("orders-it-{name}-{}", std::process::id()));
     let _ = std::fs::remove_dir_all(&dir);
     std::fs::create_dir_all(&dir).unwrap();
     let store = Arc::new(ledger::Store::new(dir.join("ledger.jsonl")));
     let (catalog_url, ledger_url) = runtime.block_on(async {
         let catalog = meshkit::server::spawn_on_loopback("catalog", Vec::new(), catalog::routes);
-        let ledger = meshkit::server::spawn_on_loopback("ledger", Vec::new(), ledger::routes(store));
+        let ledger =
+            meshkit::server::spawn_on_loopback("ledger", Vec::new(), ledger::routes(store));
         (catalog.await.unwrap(), ledger.await.unwrap())
     });
     (runtime, catalog_url, ledger_url)
@@ -38,10 +36,14 @@ fn prices_records_and_lists_an_order() {
     assert_eq!(status, 200);
 
     let url = format!("{}/orders", service.base_url);
-    let (status, body) = http_post_json(&url, &json!({ "item_id": "ms-02", "quantity": 3 })).unwrap();
+    let (status, body) =
+        http_post_json(&url, &json!({ "item_id": "ms-02", "quantity": 3 })).unwrap();
     assert_eq!(status, 201, "{body}");
     let order: orders::Order = serde_json::from_str(&body).unwrap();
-    assert_eq!(order, orders::Order { id: 1, item_id: "ms-02".into(), quantity: 3, total_cents: 5_700 });
+    assert_eq!(
+        order,
+        orders::Order { id: 1, item_id: "ms-02".into(), quantity: 3, total_cents: 5_700 }
+    );
 
     let (status, body) = http_get(&url).unwrap();
     assert_eq!(status, 200);
@@ -58,7 +60,8 @@ fn refuses_unknown_items_and_empty_orders() {
     )
     .unwrap();
     let url = format!("{}/orders", service.base_url);
-    let (status, body) = http_post_json(&url, &json!({ "item_id": "nope", "quantity": 1 })).unwrap();
+    let (status, body) =
+        http_post_json(&url, &json!({ "item_id": "nope", "quantity": 1 })).unwrap();
     assert_eq!(status, 422);
     assert!(body.contains("unknown item"));
     let (status, _) = http_post_json(&url, &json!({ "item_id": "kb-01", "quantity": 0 })).unwrap();

@@ -50,7 +50,12 @@ pub fn parse(
         if key_end == line.len() {
             // A bare name passes the variable through from the environment.
             if let Some(value) = lookup(key) {
-                assignments.push(Assignment { key: key.into(), value, line: line_number, quoted: false });
+                assignments.push(Assignment {
+                    key: key.into(),
+                    value,
+                    line: line_number,
+                    quoted: false,
+                });
             }
             continue;
         }
@@ -78,7 +83,8 @@ pub fn parse(
                 };
                 let body = &body[..close];
                 let value = if quote == '"' {
-                    let unescaped = body.replace("\\n", "\n").replace("\\r", "\r").replace("\\\"", "\"");
+                    let unescaped =
+                        body.replace("\\n", "\n").replace("\\r", "\r").replace("\\\"", "\"");
                     expand(&unescaped, &known)
                 } else {
                     body.to_owned()
@@ -156,7 +162,8 @@ mod tests {
     fn the_environment_wins_and_bare_names_inherit() {
         let lookup = |name: &str| (name == "A" || name == "B").then(|| "env".to_owned());
         let parsed = parse("A=file\nB\nC\n", &lookup).unwrap();
-        let pairs: Vec<(&str, &str)> = parsed.iter().map(|a| (a.key.as_str(), a.value.as_str())).collect();
+        let pairs: Vec<(&str, &str)> =
+            parsed.iter().map(|a| (a.key.as_str(), a.value.as_str())).collect();
         assert_eq!(pairs, [("A", "env"), ("B", "env")]);
     }
 

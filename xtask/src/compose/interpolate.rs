@@ -81,7 +81,11 @@ fn matching_brace(chars: &[char], start: usize) -> Option<usize> {
     None
 }
 
-fn value_or_unset(name: &str, lookup: &dyn Fn(&str) -> Option<String>, usage: &mut Usage) -> String {
+fn value_or_unset(
+    name: &str,
+    lookup: &dyn Fn(&str) -> Option<String>,
+    usage: &mut Usage,
+) -> String {
     lookup(name).unwrap_or_else(|| {
         if !usage.unset.iter().any(|known| known == name) {
             usage.unset.push(name.to_owned());
@@ -97,13 +101,14 @@ fn substitute_braced(
     lookup: &dyn Fn(&str) -> Option<String>,
     usage: &mut Usage,
 ) -> Result<String, String> {
-    let name_end = inner
-        .find(|c: char| !(c == '_' || c.is_ascii_alphanumeric()))
-        .unwrap_or(inner.len());
+    let name_end =
+        inner.find(|c: char| !(c == '_' || c.is_ascii_alphanumeric())).unwrap_or(inner.len());
     let name = &inner[..name_end];
     let valid_name = name.starts_with(|c: char| c == '_' || c.is_ascii_alphabetic());
     if !valid_name {
-        return Err(format!("invalid interpolation format for {whole:?}: `${{{inner}}}` names no variable"));
+        return Err(format!(
+            "invalid interpolation format for {whole:?}: `${{{inner}}}` names no variable"
+        ));
     }
     let rest = &inner[name_end..];
     if rest.is_empty() {
@@ -114,7 +119,11 @@ fn substitute_braced(
         .iter()
         .flat_map(|op| [(format!(":{op}"), true), ((*op).to_owned(), false)])
         .find_map(|(op, colon)| rest.strip_prefix(op.as_str()).map(|arg| ((op, colon), arg)))
-        .ok_or_else(|| format!("invalid interpolation format for {whole:?}: unknown operator in `${{{inner}}}`"))?;
+        .ok_or_else(|| {
+            format!(
+                "invalid interpolation format for {whole:?}: unknown operator in `${{{inner}}}`"
+            )
+        })?;
     let ((op, colon), argument) = (operator, argument);
     // With a colon, an empty value counts as unset.
     let present = match &value {

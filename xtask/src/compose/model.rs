@@ -10,30 +10,118 @@ use crate::yaml::{Entry, Kind, Node, Pos, Typed};
 use super::ports::{Port, parse_port};
 
 /// The top-level keys the Compose Specification allows.
-const TOP_LEVEL_KEYS: &[&str] =
-    &["version", "name", "include", "services", "networks", "volumes", "secrets", "configs", "models"];
+const TOP_LEVEL_KEYS: &[&str] = &[
+    "version", "name", "include", "services", "networks", "volumes", "secrets", "configs", "models",
+];
 
 /// The service keys the Compose Specification allows.
 const SERVICE_KEYS: &[&str] = &[
-    "annotations", "attach", "blkio_config", "build", "cap_add", "cap_drop", "cgroup",
-    "cgroup_parent", "command", "configs", "container_name", "cpu_count", "cpu_percent",
-    "cpu_period", "cpu_quota", "cpu_rt_period", "cpu_rt_runtime", "cpu_shares", "cpus", "cpuset",
-    "credential_spec", "depends_on", "deploy", "develop", "device_cgroup_rules", "devices", "dns",
-    "dns_opt", "dns_search", "domainname", "entrypoint", "env_file", "environment", "expose",
-    "extends", "external_links", "extra_hosts", "gpus", "group_add", "healthcheck", "hostname",
-    "image", "init", "ipc", "isolation", "label_file", "labels", "links", "logging", "mac_address",
-    "mem_limit", "mem_reservation", "mem_swappiness", "memswap_limit", "models", "network_mode",
-    "networks", "oom_kill_disable", "oom_score_adj", "pid", "pids_limit", "platform", "ports",
-    "post_start", "pre_start", "pre_stop", "privileged", "profiles", "provider", "pull_policy",
-    "pull_refresh_after", "read_only", "restart", "runtime", "scale", "secrets", "security_opt",
-    "shm_size", "stdin_open", "stop_grace_period", "stop_signal", "storage_opt", "sysctls", "tmpfs",
-    "tty", "ulimits", "use_api_socket", "user", "userns_mode", "uts", "volumes", "volumes_from",
+    "annotations",
+    "attach",
+    "blkio_config",
+    "build",
+    "cap_add",
+    "cap_drop",
+    "cgroup",
+    "cgroup_parent",
+    "command",
+    "configs",
+    "container_name",
+    "cpu_count",
+    "cpu_percent",
+    "cpu_period",
+    "cpu_quota",
+    "cpu_rt_period",
+    "cpu_rt_runtime",
+    "cpu_shares",
+    "cpus",
+    "cpuset",
+    "credential_spec",
+    "depends_on",
+    "deploy",
+    "develop",
+    "device_cgroup_rules",
+    "devices",
+    "dns",
+    "dns_opt",
+    "dns_search",
+    "domainname",
+    "entrypoint",
+    "env_file",
+    "environment",
+    "expose",
+    "extends",
+    "external_links",
+    "extra_hosts",
+    "gpus",
+    "group_add",
+    "healthcheck",
+    "hostname",
+    "image",
+    "init",
+    "ipc",
+    "isolation",
+    "label_file",
+    "labels",
+    "links",
+    "logging",
+    "mac_address",
+    "mem_limit",
+    "mem_reservation",
+    "mem_swappiness",
+    "memswap_limit",
+    "models",
+    "network_mode",
+    "networks",
+    "oom_kill_disable",
+    "oom_score_adj",
+    "pid",
+    "pids_limit",
+    "platform",
+    "ports",
+    "post_start",
+    "pre_start",
+    "pre_stop",
+    "privileged",
+    "profiles",
+    "provider",
+    "pull_policy",
+    "pull_refresh_after",
+    "read_only",
+    "restart",
+    "runtime",
+    "scale",
+    "secrets",
+    "security_opt",
+    "shm_size",
+    "stdin_open",
+    "stop_grace_period",
+    "stop_signal",
+    "storage_opt",
+    "sysctls",
+    "tmpfs",
+    "tty",
+    "ulimits",
+    "use_api_socket",
+    "user",
+    "userns_mode",
+    "uts",
+    "volumes",
+    "volumes_from",
     "working_dir",
 ];
 
 const NETWORK_KEYS: &[&str] = &[
-    "attachable", "driver", "driver_opts", "enable_ipv4", "enable_ipv6", "external", "internal",
-    "ipam", "labels", "name",
+    "attachable",
+    "driver",
+    "driver_opts",
+    "enable_ipv4",
+    "enable_ipv6",
+    "external",
+    "internal",
+    "ipam",
+    "labels",
+    "name",
 ];
 
 const HEALTHCHECK_KEYS: &[&str] =
@@ -92,7 +180,9 @@ pub struct Service {
 impl Service {
     /// The location of `key` in this service, or of the service itself.
     pub fn key_location(&self, key: &str, files: &[PathBuf]) -> Location {
-        self.node.entry(key).map_or_else(|| self.location.clone(), |entry| locate(files, entry.key_pos))
+        self.node
+            .entry(key)
+            .map_or_else(|| self.location.clone(), |entry| locate(files, entry.key_pos))
     }
 }
 
@@ -186,7 +276,11 @@ pub(super) fn build(
 
     let services_node = root.get("services");
     if let Some(node) = services_node.filter(|node| node.as_map().is_none() && !node.is_null()) {
-        errors.push(cx.error(node.pos, "`services` must be a mapping of service names", "write `services:` followed by indented service names"));
+        errors.push(cx.error(
+            node.pos,
+            "`services` must be a mapping of service names",
+            "write `services:` followed by indented service names",
+        ));
     }
     let service_entries = services_node.and_then(Node::as_map).unwrap_or(no_entries);
     for entry in service_entries {
@@ -206,9 +300,18 @@ pub(super) fn build(
     }
 
     for entry in root.get("networks").and_then(Node::as_map).unwrap_or(no_entries) {
-        check_keys(&entry.value, NETWORK_KEYS, &format!("network `{}`", entry.key), &files, &mut errors);
-        let flag = |key: &str| matches!(entry.value.get(key).and_then(Node::typed), Some(Typed::Bool(true)));
-        let external = flag("external") || entry.value.get("external").is_some_and(|n| n.as_map().is_some());
+        check_keys(
+            &entry.value,
+            NETWORK_KEYS,
+            &format!("network `{}`", entry.key),
+            &files,
+            &mut errors,
+        );
+        let flag = |key: &str| {
+            matches!(entry.value.get(key).and_then(Node::typed), Some(Typed::Bool(true)))
+        };
+        let external =
+            flag("external") || entry.value.get("external").is_some_and(|n| n.as_map().is_some());
         project.networks.insert(
             entry.key.clone(),
             Network {
@@ -222,7 +325,8 @@ pub(super) fn build(
         );
     }
     for entry in root.get("volumes").and_then(Node::as_map).unwrap_or(no_entries) {
-        let external = matches!(entry.value.get("external").and_then(Node::typed), Some(Typed::Bool(true)));
+        let external =
+            matches!(entry.value.get("external").and_then(Node::typed), Some(Typed::Bool(true)));
         project.volumes.insert(
             entry.key.clone(),
             Volume { key: entry.key.clone(), external, location: locate(&files, entry.key_pos) },
@@ -230,12 +334,20 @@ pub(super) fn build(
     }
 
     // Compose creates `default` for services that name no network.
-    let uses_default = project.services.values().any(|s| s.networks.iter().any(|n| n.name == "default"));
+    let uses_default =
+        project.services.values().any(|s| s.networks.iter().any(|n| n.name == "default"));
     if uses_default && !project.networks.contains_key("default") {
         let location = files.first().map(Location::file).unwrap_or_default();
         project.networks.insert(
             "default".into(),
-            Network { key: "default".into(), internal: false, external: false, driver: None, location, declared: false },
+            Network {
+                key: "default".into(),
+                internal: false,
+                external: false,
+                driver: None,
+                location,
+                declared: false,
+            },
         );
     }
 
@@ -260,11 +372,19 @@ impl Cx<'_> {
     }
 }
 
-fn check_keys(node: &Node, allowed: &[&str], what: &str, files: &[PathBuf], errors: &mut Vec<InputError>) {
+fn check_keys(
+    node: &Node,
+    allowed: &[&str],
+    what: &str,
+    files: &[PathBuf],
+    errors: &mut Vec<InputError>,
+) {
     for entry in node.as_map().unwrap_or_default() {
         if !allowed.contains(&entry.key.as_str()) && !entry.key.starts_with("x-") {
-            let suggestion = closest(&entry.key, allowed)
-                .map_or_else(|| "remove it, or prefix it with `x-` to keep it as an extension".to_owned(), |near| format!("did you mean `{near}`?"));
+            let suggestion = closest(&entry.key, allowed).map_or_else(
+                || "remove it, or prefix it with `x-` to keep it as an extension".to_owned(),
+                |near| format!("did you mean `{near}`?"),
+            );
             errors.push(InputError::new(
                 locate(files, entry.key_pos),
                 format!("unknown key `{}` at {what}", entry.key),
@@ -331,14 +451,29 @@ fn merge_nodes(base: Node, over: Node, key: &str) -> Node {
 }
 
 /// Applies `extends` (same file) to a service; the base's `depends_on` is not inherited.
-fn resolve_extends(entry: &Entry, services: &[Entry], cx: &Cx<'_>, depth: usize) -> Result<Node, InputError> {
+fn resolve_extends(
+    entry: &Entry,
+    services: &[Entry],
+    cx: &Cx<'_>,
+    depth: usize,
+) -> Result<Node, InputError> {
     let Some(extends) = entry.value.get("extends") else { return Ok(entry.value.clone()) };
     if depth > 16 {
-        return Err(cx.error(extends.pos, format!("`extends` of service `{}` loops", entry.key), "remove the cycle of `extends`"));
+        return Err(cx.error(
+            extends.pos,
+            format!("`extends` of service `{}` loops", entry.key),
+            "remove the cycle of `extends`",
+        ));
     }
     let base_name = match (extends.text(), extends.get("service").and_then(Node::text)) {
         (Some(name), _) | (_, Some(name)) => name,
-        _ => return Err(cx.error(extends.pos, "`extends` needs a service name", "write `extends: {service: <name>}`")),
+        _ => {
+            return Err(cx.error(
+                extends.pos,
+                "`extends` needs a service name",
+                "write `extends: {service: <name>}`",
+            ));
+        }
     };
     if extends.get("file").is_some() {
         // FIXME: `extends` from another file is not read; only same-file bases are resolved.
@@ -348,9 +483,14 @@ fn resolve_extends(entry: &Entry, services: &[Entry], cx: &Cx<'_>, depth: usize)
             "move the base service into this Compose file, or list its file with the others in `meshgate.toml`",
         ));
     }
-    let base_entry = services.iter().find(|candidate| candidate.key == base_name).ok_or_else(|| {
-        cx.error(extends.pos, format!("`extends` names unknown service `{base_name}`"), "name a service defined in this file")
-    })?;
+    let base_entry =
+        services.iter().find(|candidate| candidate.key == base_name).ok_or_else(|| {
+            cx.error(
+                extends.pos,
+                format!("`extends` names unknown service `{base_name}`"),
+                "name a service defined in this file",
+            )
+        })?;
     let mut base = resolve_extends(base_entry, services, cx, depth + 1)?;
     if let Kind::Map(entries) = &mut base.kind {
         entries.retain(|e| e.key != "depends_on" && e.key != "extends");
@@ -374,18 +514,27 @@ fn read_service(
     let mut errors = Vec::new();
     let what = format!("service `{name}`");
     if node.as_map().is_none() {
-        let error = cx.error(node.pos, format!("{what} must be a mapping, not {}", node.type_name()), "indent the service's keys below its name");
+        let error = cx.error(
+            node.pos,
+            format!("{what} must be a mapping, not {}", node.type_name()),
+            "indent the service's keys below its name",
+        );
         return Err(vec![error]);
     }
     check_keys(node, SERVICE_KEYS, &what, cx.files, &mut errors);
 
     let service_profiles = string_list(node.get("profiles"), cx, &mut errors);
-    let active = service_profiles.is_empty() || service_profiles.iter().any(|p| profiles.contains(p));
+    let active =
+        service_profiles.is_empty() || service_profiles.iter().any(|p| profiles.contains(p));
 
     let image = node.get("image").and_then(|image| match image.text() {
         Some(text) => Some((text.to_owned(), cx.loc(image.pos))),
         None => {
-            errors.push(cx.error(image.pos, format!("`image` of {what} must be a string"), "write `image: name:tag`"));
+            errors.push(cx.error(
+                image.pos,
+                format!("`image` of {what} must be a string"),
+                "write `image: name:tag`",
+            ));
             None
         }
     });
@@ -412,7 +561,11 @@ fn read_service(
                     }
                 }
             }
-            None => errors.push(cx.error(list.pos, format!("`ports` of {what} must be a list"), "write each mapping as a `- \"HOST:CONTAINER\"` item")),
+            None => errors.push(cx.error(
+                list.pos,
+                format!("`ports` of {what} must be a list"),
+                "write each mapping as a `- \"HOST:CONTAINER\"` item",
+            )),
         }
     }
     let mut expose = Vec::new();
@@ -425,15 +578,22 @@ fn read_service(
         };
         match range {
             Some((low, high)) => expose.push((low, high, cx.loc(item.pos))),
-            None => errors.push(cx.error(item.pos, format!("`expose` entry {text:?} of {what} is not a port"), "write a port number such as `8080` or `8080/udp`")),
+            None => errors.push(cx.error(
+                item.pos,
+                format!("`expose` entry {text:?} of {what} is not a port"),
+                "write a port number such as `8080` or `8080/udp`",
+            )),
         }
     }
 
-    let network_mode = node.get("network_mode").and_then(|mode| mode.text().map(|text| (text.to_owned(), cx.loc(mode.pos))));
+    let network_mode = node
+        .get("network_mode")
+        .and_then(|mode| mode.text().map(|text| (text.to_owned(), cx.loc(mode.pos))));
     let networks = read_networks(node, network_mode.is_some(), cx, &what, &mut errors);
     let mut depends_on = read_depends_on(node, cx, &what, &mut errors);
     add_implicit_dependencies(node, &network_mode, cx, &mut depends_on);
-    let healthcheck = node.get("healthcheck").and_then(|hc| read_healthcheck(hc, cx, &what, &mut errors));
+    let healthcheck =
+        node.get("healthcheck").and_then(|hc| read_healthcheck(hc, cx, &what, &mut errors));
 
     if !errors.is_empty() {
         return Err(errors);
@@ -460,23 +620,45 @@ fn string_list(node: Option<&Node>, cx: &Cx<'_>, errors: &mut Vec<InputError>) -
     match node.as_seq() {
         Some(items) => items.iter().filter_map(|item| item.text().map(str::to_owned)).collect(),
         None => {
-            errors.push(cx.error(node.pos, format!("expected a list, found {}", node.type_name()), "write one `- item` per line"));
+            errors.push(cx.error(
+                node.pos,
+                format!("expected a list, found {}", node.type_name()),
+                "write one `- item` per line",
+            ));
             Vec::new()
         }
     }
 }
 
-fn read_networks(node: &Node, has_mode: bool, cx: &Cx<'_>, what: &str, errors: &mut Vec<InputError>) -> Vec<ServiceNetwork> {
+fn read_networks(
+    node: &Node,
+    has_mode: bool,
+    cx: &Cx<'_>,
+    what: &str,
+    errors: &mut Vec<InputError>,
+) -> Vec<ServiceNetwork> {
     let Some(list) = node.get("networks") else {
         if has_mode {
             return Vec::new();
         }
-        return vec![ServiceNetwork { name: "default".into(), aliases: Vec::new(), location: cx.loc(node.pos), implicit: true }];
+        return vec![ServiceNetwork {
+            name: "default".into(),
+            aliases: Vec::new(),
+            location: cx.loc(node.pos),
+            implicit: true,
+        }];
     };
     match &list.kind {
         Kind::Seq(items) => items
             .iter()
-            .filter_map(|item| item.text().map(|name| ServiceNetwork { name: name.to_owned(), aliases: Vec::new(), location: cx.loc(item.pos), implicit: false }))
+            .filter_map(|item| {
+                item.text().map(|name| ServiceNetwork {
+                    name: name.to_owned(),
+                    aliases: Vec::new(),
+                    location: cx.loc(item.pos),
+                    implicit: false,
+                })
+            })
             .collect(),
         Kind::Map(entries) => entries
             .iter()
@@ -489,17 +671,31 @@ fn read_networks(node: &Node, has_mode: bool, cx: &Cx<'_>, what: &str, errors: &
                     .iter()
                     .filter_map(|alias| alias.text().map(str::to_owned))
                     .collect();
-                ServiceNetwork { name: entry.key.clone(), aliases, location: cx.loc(entry.key_pos), implicit: false }
+                ServiceNetwork {
+                    name: entry.key.clone(),
+                    aliases,
+                    location: cx.loc(entry.key_pos),
+                    implicit: false,
+                }
             })
             .collect(),
         Kind::Scalar(_) => {
-            errors.push(cx.error(list.pos, format!("`networks` of {what} must be a list or a mapping"), "write `networks: [backend]`"));
+            errors.push(cx.error(
+                list.pos,
+                format!("`networks` of {what} must be a list or a mapping"),
+                "write `networks: [backend]`",
+            ));
             Vec::new()
         }
     }
 }
 
-fn read_depends_on(node: &Node, cx: &Cx<'_>, what: &str, errors: &mut Vec<InputError>) -> Vec<Dependency> {
+fn read_depends_on(
+    node: &Node,
+    cx: &Cx<'_>,
+    what: &str,
+    errors: &mut Vec<InputError>,
+) -> Vec<Dependency> {
     let Some(list) = node.get("depends_on") else { return Vec::new() };
     match &list.kind {
         Kind::Seq(items) => items
@@ -517,8 +713,12 @@ fn read_depends_on(node: &Node, cx: &Cx<'_>, what: &str, errors: &mut Vec<InputE
         Kind::Map(entries) => entries
             .iter()
             .filter_map(|entry| {
-                let condition = entry.value.get("condition").and_then(Node::text).unwrap_or("service_started");
-                if !matches!(condition, "service_started" | "service_healthy" | "service_completed_successfully") {
+                let condition =
+                    entry.value.get("condition").and_then(Node::text).unwrap_or("service_started");
+                if !matches!(
+                    condition,
+                    "service_started" | "service_healthy" | "service_completed_successfully"
+                ) {
                     errors.push(cx.error(
                         entry.value.get("condition").map_or(entry.key_pos, |c| c.pos),
                         format!("unknown `depends_on` condition {condition:?} in {what}"),
@@ -526,7 +726,10 @@ fn read_depends_on(node: &Node, cx: &Cx<'_>, what: &str, errors: &mut Vec<InputE
                     ));
                     return None;
                 }
-                let required = !matches!(entry.value.get("required").and_then(Node::typed), Some(Typed::Bool(false)));
+                let required = !matches!(
+                    entry.value.get("required").and_then(Node::typed),
+                    Some(Typed::Bool(false))
+                );
                 Some(Dependency {
                     service: entry.key.clone(),
                     condition: condition.to_owned(),
@@ -537,17 +740,32 @@ fn read_depends_on(node: &Node, cx: &Cx<'_>, what: &str, errors: &mut Vec<InputE
             })
             .collect(),
         Kind::Scalar(_) => {
-            errors.push(cx.error(list.pos, format!("`depends_on` of {what} must be a list or a mapping"), "write `depends_on: {db: {condition: service_healthy}}`"));
+            errors.push(cx.error(
+                list.pos,
+                format!("`depends_on` of {what} must be a list or a mapping"),
+                "write `depends_on: {db: {condition: service_healthy}}`",
+            ));
             Vec::new()
         }
     }
 }
 
 /// `links`, `volumes_from` and `network_mode: service:x` start their target first too.
-fn add_implicit_dependencies(node: &Node, network_mode: &Option<(String, Location)>, cx: &Cx<'_>, dependencies: &mut Vec<Dependency>) {
+fn add_implicit_dependencies(
+    node: &Node,
+    network_mode: &Option<(String, Location)>,
+    cx: &Cx<'_>,
+    dependencies: &mut Vec<Dependency>,
+) {
     let mut add = |service: &str, location: Location| {
         if !dependencies.iter().any(|d| d.service == service) {
-            dependencies.push(Dependency { service: service.to_owned(), condition: "service_started".into(), required: true, location, implicit: true });
+            dependencies.push(Dependency {
+                service: service.to_owned(),
+                condition: "service_started".into(),
+                required: true,
+                location,
+                implicit: true,
+            });
         }
     };
     for link in node.get("links").and_then(Node::as_seq).unwrap_or_default() {
@@ -560,22 +778,33 @@ fn add_implicit_dependencies(node: &Node, network_mode: &Option<(String, Locatio
             add(text.split(':').next().unwrap_or(text), cx.loc(source.pos));
         }
     }
-    if let Some((mode, location)) = network_mode {
-        if let Some(service) = mode.strip_prefix("service:") {
-            add(service, location.clone());
-        }
+    if let Some((mode, location)) = network_mode
+        && let Some(service) = mode.strip_prefix("service:")
+    {
+        add(service, location.clone());
     }
 }
 
-fn read_healthcheck(node: &Node, cx: &Cx<'_>, what: &str, errors: &mut Vec<InputError>) -> Option<Healthcheck> {
+fn read_healthcheck(
+    node: &Node,
+    cx: &Cx<'_>,
+    what: &str,
+    errors: &mut Vec<InputError>,
+) -> Option<Healthcheck> {
     check_keys(node, HEALTHCHECK_KEYS, &format!("healthcheck of {what}"), cx.files, errors);
     let test = match node.get("test") {
         None => Vec::new(),
         Some(test) => match (&test.kind, test.text()) {
-            (Kind::Seq(items), _) => items.iter().filter_map(|item| item.text().map(str::to_owned)).collect(),
+            (Kind::Seq(items), _) => {
+                items.iter().filter_map(|item| item.text().map(str::to_owned)).collect()
+            }
             (_, Some(text)) => vec!["CMD-SHELL".to_owned(), text.to_owned()],
             _ => {
-                errors.push(cx.error(test.pos, "healthcheck `test` must be a string or a list", "write `test: [\"CMD\", \"/app\", \"healthcheck\"]`"));
+                errors.push(cx.error(
+                    test.pos,
+                    "healthcheck `test` must be a string or a list",
+                    "write `test: [\"CMD\", \"/app\", \"healthcheck\"]`",
+                ));
                 Vec::new()
             }
         },
@@ -602,13 +831,26 @@ fn read_healthcheck(node: &Node, cx: &Cx<'_>, what: &str, errors: &mut Vec<Input
     let retries = node.get("retries").and_then(|value| match value.typed() {
         Some(Typed::Int(n)) if n >= 0 => u32::try_from(n).ok(),
         _ => {
-            errors.push(cx.error(value.pos, format!("healthcheck `retries` of {what} must be a whole number"), "write `retries: 3`"));
+            errors.push(cx.error(
+                value.pos,
+                format!("healthcheck `retries` of {what} must be a whole number"),
+                "write `retries: 3`",
+            ));
             None
         }
     });
     let disable = matches!(node.get("disable").and_then(Node::typed), Some(Typed::Bool(true)))
         || test.first().is_some_and(|first| first == "NONE");
-    Some(Healthcheck { test, disable, interval, timeout, start_period, start_interval, retries, location: cx.loc(node.pos) })
+    Some(Healthcheck {
+        test,
+        disable,
+        interval,
+        timeout,
+        start_period,
+        start_interval,
+        retries,
+        location: cx.loc(node.pos),
+    })
 }
 
 /// Parses a Compose duration (Go syntax: `1m30s`, `1.5s`, `500ms`, `1h`; `0` alone).
@@ -623,7 +865,8 @@ pub fn parse_duration(text: &str) -> Option<Duration> {
         return None;
     }
     while !rest.is_empty() {
-        let number_end = rest.find(|c: char| !(c.is_ascii_digit() || c == '.')).unwrap_or(rest.len());
+        let number_end =
+            rest.find(|c: char| !(c.is_ascii_digit() || c == '.')).unwrap_or(rest.len());
         if number_end == 0 {
             return None;
         }

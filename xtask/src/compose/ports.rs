@@ -97,27 +97,41 @@ fn parse_short(text: &str, plain: bool, location: Location) -> Result<Port, Inpu
         Some((published, target)) => (Some(published), target),
         None => (None, rest.as_str()),
     };
-    let target = port_range(target, &location).map_err(|_| invalid("the container port is not a port number"))?;
+    let target = port_range(target, &location)
+        .map_err(|_| invalid("the container port is not a port number"))?;
     let published = match published {
         None | Some("") => None,
-        Some(published) => {
-            Some(port_range(published, &location).map_err(|_| invalid("the host port is not a port number"))?)
-        }
+        Some(published) => Some(
+            port_range(published, &location)
+                .map_err(|_| invalid("the host port is not a port number"))?,
+        ),
     };
     let host_ip = host_ip.filter(|ip| !ip.is_empty());
     let sexagesimal_risk = plain && is_sexagesimal_pair(text);
-    Ok(Port { host_ip, published, target, protocol, location, raw: text.to_owned(), sexagesimal_risk })
+    Ok(Port {
+        host_ip,
+        published,
+        target,
+        protocol,
+        location,
+        raw: text.to_owned(),
+        sexagesimal_risk,
+    })
 }
 
 /// `^\d+:[0-5]?\d$`: what YAML 1.1 reads as a base-60 integer.
 fn is_sexagesimal_pair(text: &str) -> bool {
     let Some((left, right)) = text.split_once(':') else { return false };
     let digits = |s: &str| !s.is_empty() && s.bytes().all(|b| b.is_ascii_digit());
-    digits(left) && digits(right) && right.len() <= 2 && (right.len() == 1 || right.as_bytes()[0] <= b'5')
+    digits(left)
+        && digits(right)
+        && right.len() <= 2
+        && (right.len() == 1 || right.as_bytes()[0] <= b'5')
 }
 
 fn parse_long(node: &Node, location: Location) -> Result<Port, InputError> {
-    const KEYS: [&str; 7] = ["target", "published", "host_ip", "protocol", "mode", "name", "app_protocol"];
+    const KEYS: [&str; 7] =
+        ["target", "published", "host_ip", "protocol", "mode", "name", "app_protocol"];
     for entry in node.as_map().unwrap_or_default() {
         if !KEYS.contains(&entry.key.as_str()) && !entry.key.starts_with("x-") {
             return Err(InputError::new(
@@ -128,14 +142,19 @@ fn parse_long(node: &Node, location: Location) -> Result<Port, InputError> {
         }
     }
     let target = node.get("target").and_then(Node::text).ok_or_else(|| {
-        InputError::new(location.clone(), "a long-syntax port needs `target`", "add `target: <container port>`")
+        InputError::new(
+            location.clone(),
+            "a long-syntax port needs `target`",
+            "add `target: <container port>`",
+        )
     })?;
     let target = port_range(target, &location)?;
     let published = match node.get("published").and_then(Node::text) {
         None | Some("") => None,
         Some(text) => Some(port_range(text, &location)?),
     };
-    let host_ip = node.get("host_ip").and_then(Node::text).filter(|ip| !ip.is_empty()).map(str::to_owned);
+    let host_ip =
+        node.get("host_ip").and_then(Node::text).filter(|ip| !ip.is_empty()).map(str::to_owned);
     let protocol = node.get("protocol").and_then(Node::text).unwrap_or("tcp").to_ascii_lowercase();
     let raw = format!(
         "{}{}{}/{protocol}",
@@ -190,7 +209,10 @@ mod tests {
     #[test]
     fn reads_short_syntax_variants() {
         let p = port("2122:22").unwrap();
-        assert_eq!((p.published, p.target, p.sexagesimal_risk), (Some((2122, 2122)), (22, 22), true));
+        assert_eq!(
+            (p.published, p.target, p.sexagesimal_risk),
+            (Some((2122, 2122)), (22, 22), true)
+        );
         assert!(!port("\"2122:22\"").unwrap().sexagesimal_risk);
         assert!(!port("8080:80").unwrap().sexagesimal_risk, "80 is not a base-60 digit pair");
         let p = port("\"127.0.0.1:5353:5353/udp\"").unwrap();
@@ -207,8 +229,12 @@ mod tests {
 
     #[test]
     fn reads_long_syntax() {
-        let p = port("{target: 80, published: \"8080\", host_ip: 127.0.0.1, protocol: udp}").unwrap();
-        assert_eq!((p.published, p.target, p.protocol.as_str()), (Some((8080, 8080)), (80, 80), "udp"));
+        let p =
+            port("{target: 80, published: \"8080\", host_ip: 127.0.0.1, protocol: udp}").unwrap();
+        assert_eq!(
+            (p.published, p.target, p.protocol.as_str()),
+            (Some((8080, 8080)), (80, 80), "udp")
+        );
         assert!(port("{target: 80, publish: 1}").unwrap_err().message.contains("publish"));
         assert!(port("{published: 80}").is_err());
     }

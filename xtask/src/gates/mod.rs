@@ -20,7 +20,8 @@ pub enum Gate {
 }
 
 impl Gate {
-    pub const ALL: [Gate; 4] = [Gate::NetworkContracts, Gate::ServiceHealth, Gate::ArtifactHygiene, Gate::Coverage];
+    pub const ALL: [Gate; 4] =
+        [Gate::NetworkContracts, Gate::ServiceHealth, Gate::ArtifactHygiene, Gate::Coverage];
 
     /// The kebab-case name used on the command line and in meshgate.toml's modes.
     pub fn name(self) -> &'static str {
@@ -63,23 +64,43 @@ pub struct GateReport {
     pub detail: Vec<String>,
 }
 
-fn serialize_millis<S: serde::Serializer>(duration: &Duration, serializer: S) -> Result<S::Ok, S::Error> {
+fn serialize_millis<S: serde::Serializer>(
+    duration: &Duration,
+    serializer: S,
+) -> Result<S::Ok, S::Error> {
     serializer.serialize_u64(duration.as_millis() as u64)
 }
 
 impl GateReport {
     /// A report whose status follows from its findings.
-    pub fn from_findings(gate: Gate, findings: Vec<Finding>, duration: Duration, detail: Vec<String>) -> GateReport {
+    pub fn from_findings(
+        gate: Gate,
+        findings: Vec<Finding>,
+        duration: Duration,
+        detail: Vec<String>,
+    ) -> GateReport {
         let failed = findings.iter().any(|finding| finding.severity == Severity::Error);
         let status = if failed { Status::Failed } else { Status::Passed };
         GateReport { gate, status, findings, duration, detail }
     }
 
     pub fn not_computed(gate: Gate, reason: impl Into<String>, duration: Duration) -> GateReport {
-        GateReport { gate, status: Status::NotComputed(reason.into()), findings: Vec::new(), duration, detail: Vec::new() }
+        GateReport {
+            gate,
+            status: Status::NotComputed(reason.into()),
+            findings: Vec::new(),
+            duration,
+            detail: Vec::new(),
+        }
     }
 
     pub fn skipped(gate: Gate, reason: impl Into<String>) -> GateReport {
-        GateReport { gate, status: Status::Skipped(reason.into()), findings: Vec::new(), duration: Duration::ZERO, detail: Vec::new() }
+        GateReport {
+            gate,
+            status: Status::Skipped(reason.into()),
+            findings: Vec::new(),
+            duration: Duration::ZERO,
+            detail: Vec::new(),
+        }
     }
 }

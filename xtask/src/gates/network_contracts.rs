@@ -60,7 +60,12 @@ fn service_networks(service: &Service) -> BTreeSet<&str> {
     service.networks.iter().map(|network| network.name.as_str()).collect()
 }
 
-fn check_networks(mesh: &Mesh, service: &Service, contract: &Contract, findings: &mut Vec<Finding>) {
+fn check_networks(
+    mesh: &Mesh,
+    service: &Service,
+    contract: &Contract,
+    findings: &mut Vec<Finding>,
+) {
     for network in &contract.networks {
         if !mesh.project.networks.contains_key(network) {
             findings.push(
@@ -80,7 +85,12 @@ fn check_networks(mesh: &Mesh, service: &Service, contract: &Contract, findings:
     let declared: BTreeSet<&str> = contract.networks.iter().map(String::as_str).collect();
     let attached = service_networks(service);
     for extra in attached.difference(&declared) {
-        let location = service.networks.iter().find(|n| n.name == *extra).map(|n| n.location.clone()).unwrap_or_else(|| service.location.clone());
+        let location = service
+            .networks
+            .iter()
+            .find(|n| n.name == *extra)
+            .map(|n| n.location.clone())
+            .unwrap_or_else(|| service.location.clone());
         findings.push(
             Finding::new(
                 Rule::NetworkMismatch,
@@ -96,7 +106,10 @@ fn check_networks(mesh: &Mesh, service: &Service, contract: &Contract, findings:
             Finding::new(
                 Rule::NetworkMismatch,
                 service.location.clone(),
-                format!("`{}` is not attached to network `{missing}`, which its contract lists", service.name),
+                format!(
+                    "`{}` is not attached to network `{missing}`, which its contract lists",
+                    service.name
+                ),
                 format!("add `{missing}` to the service's `networks:` in the Compose file"),
             )
             .service(&service.name),
@@ -104,21 +117,36 @@ fn check_networks(mesh: &Mesh, service: &Service, contract: &Contract, findings:
     }
 }
 
-fn check_ports(project: &Project, service: &Service, contract: &Contract, findings: &mut Vec<Finding>) {
+fn check_ports(
+    project: &Project,
+    service: &Service,
+    contract: &Contract,
+    findings: &mut Vec<Finding>,
+) {
     let ports_path = format!("services.{}.ports", service.name);
-    for unset in project.unset_variables.iter().filter(|unset| unset.path.starts_with(&ports_path)) {
+    for unset in project.unset_variables.iter().filter(|unset| unset.path.starts_with(&ports_path))
+    {
         findings.push(
             Finding::new(
                 Rule::PortUnsetVariable,
                 unset.location.clone(),
-                format!("published port of `{}` depends on unset variable {}", service.name, unset.variable),
-                format!("set {} in the environment or `.env`, or give it a default: `${{{}:-<port>}}`", unset.variable, unset.variable),
+                format!(
+                    "published port of `{}` depends on unset variable {}",
+                    service.name, unset.variable
+                ),
+                format!(
+                    "set {} in the environment or `.env`, or give it a default: `${{{}:-<port>}}`",
+                    unset.variable, unset.variable
+                ),
             )
             .service(&service.name),
         );
     }
     let all_internal = !service.networks.is_empty()
-        && service.networks.iter().all(|n| project.networks.get(&n.name).is_some_and(|network| network.internal));
+        && service
+            .networks
+            .iter()
+            .all(|n| project.networks.get(&n.name).is_some_and(|network| network.internal));
     for port in &service.ports {
         if port.sexagesimal_risk {
             findings.push(
@@ -141,7 +169,9 @@ fn check_ports(project: &Project, service: &Service, contract: &Contract, findin
                 )
                 .service(&service.name),
             );
-        } else if !(port.target.0..=port.target.1).all(|target| contract.listens_on(target, &port.protocol)) {
+        } else if !(port.target.0..=port.target.1)
+            .all(|target| contract.listens_on(target, &port.protocol))
+        {
             findings.push(
                 Finding::new(
                     Rule::PublishNotListened,
@@ -166,7 +196,12 @@ fn check_ports(project: &Project, service: &Service, contract: &Contract, findin
     }
 }
 
-fn check_dependencies(mesh: &Mesh, service: &Service, contract: &Contract, findings: &mut Vec<Finding>) {
+fn check_dependencies(
+    mesh: &Mesh,
+    service: &Service,
+    contract: &Contract,
+    findings: &mut Vec<Finding>,
+) {
     let project = &mesh.project;
     for dependency in service.depends_on.iter().filter(|d| d.required) {
         if let Some(target) = project.services.get(&dependency.service).filter(|t| !t.active) {
@@ -181,7 +216,7 @@ fn check_dependencies(mesh: &Mesh, service: &Service, contract: &Contract, findi
                         target.profiles.join(", "),
                         project.profiles.join(", ")
                     ),
-                    format!("activate one of its profiles in meshgate.toml `mesh.profiles`, or mark the dependency `required: false`"),
+                    "activate one of its profiles in meshgate.toml `mesh.profiles`, or mark the dependency `required: false`".to_string(),
                 )
                 .service(&service.name),
             );
@@ -193,21 +228,31 @@ fn check_dependencies(mesh: &Mesh, service: &Service, contract: &Contract, findi
                 Finding::new(
                     Rule::EdgeUnreachable,
                     edge.location.clone(),
-                    format!("`{}` may talk to `{}:{}`, but no active service `{}` is in the mesh", service.name, edge.service, edge.port, edge.service),
+                    format!(
+                        "`{}` may talk to `{}:{}`, but no active service `{}` is in the mesh",
+                        service.name, edge.service, edge.port, edge.service
+                    ),
                     "fix the edge in `talks_to`, or add the service to the Compose file",
                 )
                 .service(&service.name),
             );
             continue;
         };
-        let shared: Vec<&str> = service_networks(service).intersection(&service_networks(target)).copied().collect();
+        let shared: Vec<&str> =
+            service_networks(service).intersection(&service_networks(target)).copied().collect();
         if shared.is_empty() && service.network_mode.is_none() {
             findings.push(
                 Finding::new(
                     Rule::EdgeUnreachable,
                     edge.location.clone(),
-                    format!("edge {} → {}:{} cannot connect: the two services share no network", service.name, edge.service, edge.port),
-                    format!("attach `{}` and `{}` to a common network in the Compose file", service.name, edge.service),
+                    format!(
+                        "edge {} → {}:{} cannot connect: the two services share no network",
+                        service.name, edge.service, edge.port
+                    ),
+                    format!(
+                        "attach `{}` and `{}` to a common network in the Compose file",
+                        service.name, edge.service
+                    ),
                 )
                 .service(&service.name),
             );
@@ -217,13 +262,22 @@ fn check_dependencies(mesh: &Mesh, service: &Service, contract: &Contract, findi
                 Finding::new(
                     Rule::EdgeUnreachable,
                     edge.location.clone(),
-                    format!("edge {} → {}:{}: `{}` does not listen on {}", service.name, edge.service, edge.port, edge.service, edge.port),
-                    format!("fix the port in `talks_to`, or add {} to the `listen` of `{}`", edge.port, edge.service),
+                    format!(
+                        "edge {} → {}:{}: `{}` does not listen on {}",
+                        service.name, edge.service, edge.port, edge.service, edge.port
+                    ),
+                    format!(
+                        "fix the port in `talks_to`, or add {} to the `listen` of `{}`",
+                        edge.port, edge.service
+                    ),
                 )
                 .service(&service.name),
             );
         }
-        let healthy = service.depends_on.iter().any(|d| d.service == edge.service && d.condition == "service_healthy");
+        let healthy = service
+            .depends_on
+            .iter()
+            .any(|d| d.service == edge.service && d.condition == "service_healthy");
         if !healthy {
             let location = service
                 .depends_on
@@ -234,8 +288,14 @@ fn check_dependencies(mesh: &Mesh, service: &Service, contract: &Contract, findi
                 Finding::new(
                     Rule::DependencyNotHealthy,
                     location,
-                    format!("`{}` talks to `{}` but does not wait for it to be healthy", service.name, edge.service),
-                    format!("add `depends_on: {{{}: {{condition: service_healthy}}}}` to `{}`", edge.service, service.name),
+                    format!(
+                        "`{}` talks to `{}` but does not wait for it to be healthy",
+                        service.name, edge.service
+                    ),
+                    format!(
+                        "add `depends_on: {{{}: {{condition: service_healthy}}}}` to `{}`",
+                        edge.service, service.name
+                    ),
                 )
                 .service(&service.name),
             );
@@ -261,7 +321,10 @@ fn check_internal_networks(mesh: &Mesh, findings: &mut Vec<Finding>) {
             findings.push(Finding::new(
                 Rule::NetworkNotInternal,
                 network.location.clone(),
-                format!("network `{name}` ({}) must be internal but is not", if policy.purpose.is_empty() { "no purpose given" } else { &policy.purpose }),
+                format!(
+                    "network `{name}` ({}) must be internal but is not",
+                    if policy.purpose.is_empty() { "no purpose given" } else { &policy.purpose }
+                ),
                 format!("set `internal: true` on network `{name}` in the Compose file"),
             ));
         }
@@ -280,12 +343,18 @@ fn check_port_conflicts(project: &Project, findings: &mut Vec<Finding>) {
         for (service_b, b) in &published[index + 1..] {
             let (Some(pa), Some(pb)) = (a.published, b.published) else { continue };
             let overlap = pa.0 <= pb.1 && pb.0 <= pa.1;
-            if overlap && a.protocol == b.protocol && addresses_collide(a.host_ip.as_deref(), b.host_ip.as_deref()) {
+            if overlap
+                && a.protocol == b.protocol
+                && addresses_collide(a.host_ip.as_deref(), b.host_ip.as_deref())
+            {
                 findings.push(
                     Finding::new(
                         Rule::PortConflict,
                         b.location.clone(),
-                        format!("`{}` publishes {} which clashes with {} of `{}` at {}", service_b.name, b.raw, a.raw, service_a.name, a.location),
+                        format!(
+                            "`{}` publishes {} which clashes with {} of `{}` at {}",
+                            service_b.name, b.raw, a.raw, service_a.name, a.location
+                        ),
                         "publish on another host port, or bind each to a different address",
                     )
                     .service(&service_b.name),
@@ -306,9 +375,12 @@ fn addresses_collide(a: Option<&str>, b: Option<&str>) -> bool {
 
 /// Pairs of services that share a network with no edge declared in either direction.
 fn check_least_privilege(mesh: &Mesh, findings: &mut Vec<Finding>) {
-    let services: Vec<&Service> = mesh.project.active_services().filter(|s| s.network_mode.is_none()).collect();
+    let services: Vec<&Service> =
+        mesh.project.active_services().filter(|s| s.network_mode.is_none()).collect();
     let has_edge = |from: &str, to: &str| {
-        mesh.contracts.get(from).is_some_and(|contract| contract.talks_to.iter().any(|edge| edge.service == to))
+        mesh.contracts
+            .get(from)
+            .is_some_and(|contract| contract.talks_to.iter().any(|edge| edge.service == to))
     };
     for (index, a) in services.iter().enumerate() {
         for b in &services[index + 1..] {
@@ -319,7 +391,11 @@ fn check_least_privilege(mesh: &Mesh, findings: &mut Vec<Finding>) {
             let networks_b = service_networks(b);
             let Some(shared) = networks_a.intersection(&networks_b).next() else { continue };
             // Point at the later of the two attachments: that is the line that opened the path.
-            let location = b.networks.iter().find(|n| n.name == *shared).map_or_else(|| b.location.clone(), |n| n.location.clone());
+            let location = b
+                .networks
+                .iter()
+                .find(|n| n.name == *shared)
+                .map_or_else(|| b.location.clone(), |n| n.location.clone());
             findings.push(
                 Finding::new(
                     Rule::UndeclaredReachability,

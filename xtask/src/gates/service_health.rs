@@ -65,7 +65,8 @@ pub async fn wait_for_health(
     started: Instant,
     mut up_finished: impl FnMut() -> Option<anyhow::Result<()>>,
 ) -> anyhow::Result<Outcome> {
-    let expected: Vec<String> = mesh.project.active_services().map(|service| service.name.clone()).collect();
+    let expected: Vec<String> =
+        mesh.project.active_services().map(|service| service.name.clone()).collect();
     let overall = mesh.config.health_timeout;
     let filters = std::collections::HashMap::from([
         ("label".to_owned(), vec![format!("{PROJECT_LABEL}={project}")]),
@@ -74,7 +75,8 @@ pub async fn wait_for_health(
     let since = (std::time::SystemTime::now() - started.elapsed())
         .duration_since(std::time::UNIX_EPOCH)
         .map_or(0, |d| d.as_secs());
-    let options = EventsOptionsBuilder::default().since(&since.to_string()).filters(&filters).build();
+    let options =
+        EventsOptionsBuilder::default().since(&since.to_string()).filters(&filters).build();
     let mut events = docker.events(Some(options));
     let mut up_error: Option<anyhow::Error> = None;
     let mut outcome = Outcome::default();
@@ -85,13 +87,19 @@ pub async fn wait_for_health(
         let containers = docker::project_containers(docker, project).await?;
         for name in &expected {
             let summary = containers.iter().find(|c| {
-                c.labels.as_ref().and_then(|l| l.get("com.docker.compose.service")).is_some_and(|s| s == name)
+                c.labels
+                    .as_ref()
+                    .and_then(|l| l.get("com.docker.compose.service"))
+                    .is_some_and(|s| s == name)
             });
             let Some(id) = summary.and_then(|c| c.id.clone()) else {
                 waiting.push(name.clone());
                 continue;
             };
-            let inspect = docker.inspect_container(&id, None).await.with_context(|| format!("failed to inspect {name}"))?;
+            let inspect = docker
+                .inspect_container(&id, None)
+                .await
+                .with_context(|| format!("failed to inspect {name}"))?;
             let (state, finding) = judge(mesh, name, &inspect, started, overall);
             outcome.services.insert(name.clone(), state);
             match finding {
@@ -115,7 +123,10 @@ pub async fn wait_for_health(
             }
         } else {
             let error = up_error.take().unwrap_or_else(|| anyhow::anyhow!("compose up failed"));
-            return Err(error.context(format!("the mesh did not come up; still waiting for: {}", waiting.join(", "))));
+            return Err(error.context(format!(
+                "the mesh did not come up; still waiting for: {}",
+                waiting.join(", ")
+            )));
         }
         if started.elapsed() > overall {
             for name in waiting {
@@ -148,15 +159,28 @@ fn timeout_finding(mesh: &Mesh, name: &str, budget: Duration) -> Finding {
     .service(name)
 }
 
-fn judge(mesh: &Mesh, name: &str, inspect: &ContainerInspectResponse, started: Instant, overall: Duration) -> (ServiceState, Judgement) {
+fn judge(
+    mesh: &Mesh,
+    name: &str,
+    inspect: &ContainerInspectResponse,
+    started: Instant,
+    overall: Duration,
+) -> (ServiceState, Judgement) {
     let state = inspect.state.clone().unwrap_or_default();
     let health = state.health.clone().unwrap_or_default();
     let last_output = health.log.as_ref().and_then(|log| log.last()).map(|entry| {
-        (entry.exit_code.unwrap_or_default(), entry.output.clone().unwrap_or_default().trim().to_owned())
+        (
+            entry.exit_code.unwrap_or_default(),
+            entry.output.clone().unwrap_or_default().trim().to_owned(),
+        )
     });
     let mut record = ServiceState {
         container: inspect.name.clone().unwrap_or_default().trim_start_matches('/').to_owned(),
-        status: format!("{:?}", state.status.unwrap_or(bollard::models::ContainerStateStatusEnum::EMPTY)).to_lowercase(),
+        status: format!(
+            "{:?}",
+            state.status.unwrap_or(bollard::models::ContainerStateStatusEnum::EMPTY)
+        )
+        .to_lowercase(),
         restarts: inspect.restart_count.unwrap_or_default(),
         exit_code: state.exit_code,
         oom_killed: state.oom_killed.unwrap_or_default(),
@@ -165,7 +189,9 @@ fn judge(mesh: &Mesh, name: &str, inspect: &ContainerInspectResponse, started: I
     };
     let location = service_location(mesh, name);
     let fail = |rule: Rule, message: String, remedy: &str| {
-        Judgement::Failed(Box::new(Finding::new(rule, location.clone(), message, remedy).service(name)))
+        Judgement::Failed(Box::new(
+            Finding::new(rule, location.clone(), message, remedy).service(name),
+        ))
     };
 
     let running = state.running.unwrap_or_default();
@@ -184,7 +210,11 @@ fn judge(mesh: &Mesh, name: &str, inspect: &ContainerInspectResponse, started: I
         } else {
             format!("exited with code {code}")
         };
-        let judgement = fail(Rule::Exited, format!("`{name}` {cause}"), "read its log under logs/services/ to see why it stopped");
+        let judgement = fail(
+            Rule::Exited,
+            format!("`{name}` {cause}"),
+            "read its log under logs/services/ to see why it stopped",
+        );
         return (record, judgement);
     }
 
@@ -204,14 +234,18 @@ fn judge(mesh: &Mesh, name: &str, inspect: &ContainerInspectResponse, started: I
             let output = record.last_health_output.clone().unwrap_or_default();
             let judgement = fail(
                 Rule::Unhealthy,
-                format!("`{name}` is unhealthy (last probe output: {})", if output.is_empty() { "none" } else { &output }),
+                format!(
+                    "`{name}` is unhealthy (last probe output: {})",
+                    if output.is_empty() { "none" } else { &output }
+                ),
                 "fix what the healthcheck reports; --keep-up leaves the mesh running to look closer",
             );
             (record, judgement)
         }
         _ => {
             if let Some((code, output)) = &last_output {
-                let missing = output.contains("executable file not found") || output.contains("no such file or directory");
+                let missing = output.contains("executable file not found")
+                    || output.contains("no such file or directory");
                 if (*code == -1 || *code == 126 || *code == 127) && missing {
                     let judgement = fail(
                         Rule::HealthcheckMissing,
@@ -221,7 +255,13 @@ fn judge(mesh: &Mesh, name: &str, inspect: &ContainerInspectResponse, started: I
                     return (record, judgement);
                 }
             }
-            let limit = mesh.config.service_health_timeouts.get(name).copied().unwrap_or_else(|| budget(inspect)).min(overall);
+            let limit = mesh
+                .config
+                .service_health_timeouts
+                .get(name)
+                .copied()
+                .unwrap_or_else(|| budget(inspect))
+                .min(overall);
             let since_start = container_age(&state.started_at).unwrap_or_else(|| started.elapsed());
             if since_start > limit {
                 return (record, Judgement::Failed(Box::new(timeout_finding(mesh, name, limit))));
@@ -240,11 +280,17 @@ fn container_age(started_at: &Option<String>) -> Option<Duration> {
 }
 
 /// Runs each contract's readiness probe inside its container, over the mesh.
-pub async fn check_readiness(docker: &Docker, mesh: &Mesh, project: &str) -> anyhow::Result<Vec<Finding>> {
+pub async fn check_readiness(
+    docker: &Docker,
+    mesh: &Mesh,
+    project: &str,
+) -> anyhow::Result<Vec<Finding>> {
     let containers = docker::project_containers(docker, project).await?;
     let mut findings = Vec::new();
     for contract in mesh.contracts.values() {
-        let (Some(path), Some(package)) = (&contract.readiness, &contract.package) else { continue };
+        let (Some(path), Some(package)) = (&contract.readiness, &contract.package) else {
+            continue;
+        };
         let Some(id) = containers.iter().find_map(|c| {
             let service = c.labels.as_ref()?.get("com.docker.compose.service")?;
             (service == &contract.service).then(|| c.id.clone()).flatten()
@@ -258,7 +304,11 @@ pub async fn check_readiness(docker: &Docker, mesh: &Mesh, project: &str) -> any
                 Finding::new(
                     Rule::NotReady,
                     contract.location.clone(),
-                    format!("`{}` is healthy but {path} did not answer 2xx (exit {code}): {}", contract.service, output.trim()),
+                    format!(
+                        "`{}` is healthy but {path} did not answer 2xx (exit {code}): {}",
+                        contract.service,
+                        output.trim()
+                    ),
                     "check that the service's dependencies answer over the mesh",
                 )
                 .service(&contract.service),
@@ -270,14 +320,28 @@ pub async fn check_readiness(docker: &Docker, mesh: &Mesh, project: &str) -> any
 
 /// Runs a command in a container and returns its exit code and output. A command that could
 /// not start (126, 127, "executable file not found") is an error, never a result.
-pub async fn exec(docker: &Docker, container: &str, command: Vec<String>) -> anyhow::Result<(i64, String)> {
+pub async fn exec(
+    docker: &Docker,
+    container: &str,
+    command: Vec<String>,
+) -> anyhow::Result<(i64, String)> {
     use bollard::exec::{CreateExecOptions, StartExecResults};
     let created = docker
-        .create_exec(container, CreateExecOptions { cmd: Some(command.clone()), attach_stdout: Some(true), attach_stderr: Some(true), ..Default::default() })
+        .create_exec(
+            container,
+            CreateExecOptions {
+                cmd: Some(command.clone()),
+                attach_stdout: Some(true),
+                attach_stderr: Some(true),
+                ..Default::default()
+            },
+        )
         .await
         .with_context(|| format!("failed to create exec {command:?} in {container}"))?;
     let mut output = String::new();
-    if let StartExecResults::Attached { output: mut stream, .. } = docker.start_exec(&created.id, None).await? {
+    if let StartExecResults::Attached { output: mut stream, .. } =
+        docker.start_exec(&created.id, None).await?
+    {
         while let Some(chunk) = stream.next().await {
             output.push_str(&String::from_utf8_lossy(&chunk?.into_bytes()));
         }

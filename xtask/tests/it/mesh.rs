@@ -1,0 +1,80 @@
+//! The real main job: images built, the mesh up under Compose, health waited for, teardown.
+
+use crate::support::{docker_or_skip, leftovers, mesh_variant, stderr, xtask};
+
+fn report_of(dir: &std::path::Path) -> serde_json::Value {
+    let text =
+        std::fs::read_to_string(dir.join("logs/report.json")).expect("report.json is written");
+    serde_json::from_str(&text).expect("report.json is JSON")
+}
+
+#[test]
+fn integration_reference_mesh_passes_and_leaves_nothing() {
+    if !docker_or_skip("integration_reference_mesh_passes_and_leaves_nothing") {
+        return;
+    }
+    // A copy of the configuration, so this run's logs do not race the other tests'.
+    let dir = mesh_variant("reference", |compose| compose);
+    let config = dir.join("meshgate.toml");
+    let output = xtask(&["gates", "--config", config.to_str().unwrap()]);
+    let stderr = stderr(&output);
+    assert_eq!(output.status.code(), Some(0), "{stderr}");
+    assert!(stderr.contains("service-health") && stderr.contains("passed"), "{stderr}");
+
+    let report = report_of(&dir);
+    assert_eq!(report["schema_version"], 1);
+    assert_eq!(report["verdict"], "passed");
+    let project = report["project"].as_str().unwrap();
+    assert!(project.starts_with("meshgate-"), "{project}");
+    assert_eq!(leftovers(project), 0, "the run left containers, networks or volumes of {project}");
+
+    // Every gate has its detailed log, and every service's output was kept.
+    let logs: Vec<String> = std::fs::read_dir(dir.join("logs"))
+        .unwrap()
+        .map(|entry| entry.unwrap().file_name().to_string_lossy().into_owned())
+        .collect();
+    for gate in ["network_contracts", "service_health", "artifact_hygiene", "coverage"] {
+        assert!(
+            logs.iter()
+                .any(|name| name.starts_with(&format!("validate_{gate}_"))
+                    && name.ends_with("Z.log")),
+            "{gate}: {logs:?}"
+        );
+    }
+    let catalog_log = std::fs::read_to_string(dir.join("logs/services/catalog.log")).unwrap();
+    assert!(
+        catalog_log.lines().any(|line| line.contains("\"message\":\"listening\"")),
+        "{catalog_log}"
+    );
+}
+
+#[test]
+fn integration_broken_healthcheck_fails_naming_the_service() {
+    if !docker_or_skip("integration_broken_healthcheck_fails_naming_the_service") {
+        return;
+    }
+    // catalog's healthcheck probes a path that never answers 2xx.
+    let dir = mesh_variant("broken", |compose| {
+        compose.replace(
+            "    image: meshgate/catalog:local\n",
+            "    image: meshgate/catalog:local\n    healthcheck:\n      test: [\"CMD\", \"/catalog\", \"healthcheck\", \"/nowhere\"]\n      interval: 1s\n      retries: 2\n",
+        )
+    });
+    let config = dir.join("meshgate.toml");
+    let started = std::time::Instant::now();
+    let output = xtask(&["gates", "service-health", "--config", config.to_str().unwrap()]);
+    let stderr = stderr(&output);
+    assert_eq!(output.status.code(), Some(1), "{stderr}");
+    assert!(
+        stderr.contains("health/unhealthy") && stderr.contains("`catalog` is unhealthy"),
+        "{stderr}"
+    );
+    assert!(stderr.contains("--keep-up"), "the failure says how to look further: {stderr}");
+
+    let report = report_of(&dir);
+    assert_eq!(report["verdict"], "failed");
+    let project = report["project"].as_str().unwrap();
+    assert_eq!(leftovers(project), 0, "the failed run left resources of {project}");
+    assert!(dir.join("logs/services/catalog.log").is_file());
+    assert!(started.elapsed() < std::time::Duration::from_secs(600));
+}

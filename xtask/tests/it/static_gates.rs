@@ -1,0 +1,99 @@
+//! The static gates through the command line: exit codes, rule ids, locations.
+
+use crate::support::{mesh_variant, repo_root, stderr, temp_dir, xtask};
+
+#[test]
+fn reference_mesh_has_no_static_findings() {
+    let output = xtask(&["gates", "--static", "--json"]);
+    assert_eq!(output.status.code(), Some(0), "{}", stderr(&output));
+    let report: serde_json::Value = serde_json::from_slice(&output.stdout).unwrap();
+    let findings: usize = report["gates"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|g| g["findings"].as_array().unwrap().len())
+        .sum();
+    assert_eq!(findings, 0, "{report:#}");
+}
+
+#[test]
+fn gateway_on_the_data_network_fails_at_the_compose_line() {
+    let dir = mesh_variant("gateway-data", |compose| {
+        compose.replace("networks: [edge, backend]", "networks: [edge, backend, data]")
+    });
+    let config = dir.join("meshgate.toml");
+    let output =
+        xtask(&["gates", "network-contracts", "--static", "--config", config.to_str().unwrap()]);
+    let stderr = stderr(&output);
+    assert_eq!(output.status.code(), Some(1), "{stderr}");
+    let line = std::fs::read_to_string(dir.join("compose.yaml"))
+        .unwrap()
+        .lines()
+        .position(|line| line.contains("[edge, backend, data]"))
+        .unwrap()
+        + 1;
+    assert!(stderr.contains("network/network-mismatch"), "{stderr}");
+    assert!(stderr.contains(&format!("compose.yaml:{line}:")), "expected line {line}: {stderr}");
+    assert!(
+        stderr.contains("network/undeclared-reachability"),
+        "gateway and ledger share `data`: {stderr}"
+    );
+}
+
+#[test]
+fn strict_flag_and_warning_mode_decide_the_exit_code() {
+    let dir = mesh_variant("modes", |compose| {
+        compose.replace("networks: [backend]\n", "networks: [backend, data]\n")
+    });
+    let config = dir.join("meshgate.toml");
+    let config = config.to_str().unwrap();
+    assert_eq!(
+        xtask(&["gates", "--static", "--config", config, "--mode", "warning"]).status.code(),
+        Some(0)
+    );
+    assert_eq!(
+        xtask(&["gates", "--static", "--config", config, "--strict"]).status.code(),
+        Some(1)
+    );
+}
+
+#[test]
+fn bad_configuration_exits_2_naming_file_and_line() {
+    let dir = temp_dir("bad-config");
+    std::fs::write(dir.join("meshgate.toml"), "[mesh]\nmode = \"strict\"\nfrobnicate = true\n")
+        .unwrap();
+    let output =
+        xtask(&["gates", "--static", "--config", dir.join("meshgate.toml").to_str().unwrap()]);
+    let stderr = stderr(&output);
+    assert_eq!(output.status.code(), Some(2), "{stderr}");
+    assert!(stderr.contains("meshgate.toml:3") && stderr.contains("frobnicate"), "{stderr}");
+    assert!(!dir.join("logs/report.json").exists(), "no report for a run that could not start");
+}
+
+#[test]
+fn bad_compose_file_exits_2_naming_file_line_and_fix() {
+    let dir = mesh_variant("bad-compose", |compose| {
+        compose.replace("    networks: [backend]\n", "    netwroks: [backend]\n")
+    });
+    let output =
+        xtask(&["gates", "--static", "--config", dir.join("meshgate.toml").to_str().unwrap()]);
+    let stderr = stderr(&output);
+    assert_eq!(output.status.code(), Some(2), "{stderr}");
+    assert!(
+        stderr.contains("compose.yaml:")
+            && stderr.contains("`netwroks`")
+            && stderr.contains("did you mean `networks`"),
+        "{stderr}"
+    );
+}
+
+#[test]
+fn discover_prints_every_contract() {
+    let output = xtask(&["discover"]);
+    assert!(output.status.success(), "{}", stderr(&output));
+    let services: serde_json::Value = serde_json::from_slice(&output.stdout).unwrap();
+    let names: Vec<&str> =
+        services.as_array().unwrap().iter().map(|s| s["service"].as_str().unwrap()).collect();
+    assert_eq!(names, ["catalog", "gateway", "ledger", "orders"]);
+    assert!(repo_root().join("services/ledger/Dockerfile").is_file());
+}

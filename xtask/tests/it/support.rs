@@ -1,0 +1,92 @@
+//! Shared helpers: paths, running the xtask binary, Docker presence.
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+
+pub(crate) fn repo_root() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).parent().unwrap().to_path_buf()
+}
+
+/// `../shared` beside the repository: the product's cases and corpus.
+pub(crate) fn shared() -> PathBuf {
+    let shared = repo_root().parent().unwrap().join("shared");
+    assert!(shared.is_dir(), "{} is missing: the cases and corpus live there", shared.display());
+    shared
+}
+
+/// A fresh temporary folder for one test.
+pub(crate) fn temp_dir(name: &str) -> PathBuf {
+    let dir = std::env::temp_dir().join(format!("meshgate-it-{name}-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    dir
+}
+
+/// Runs `cargo xtask <args>` as the built binary, with a scrubbed environment.
+pub(crate) fn xtask(args: &[&str]) -> Output {
+    #[allow(clippy::disallowed_methods, reason = "tests run the binary under test directly")]
+    let output = Command::new(env!("CARGO_BIN_EXE_xtask"))
+        .args(args)
+        .current_dir(repo_root())
+        .env("CARGO_MANIFEST_DIR", repo_root().join("xtask"))
+        .env_remove("RUSTFLAGS")
+        .env_remove("CARGO_TERM_COLOR")
+        .env("NO_COLOR", "1")
+        .output()
+        .unwrap();
+    output
+}
+
+pub(crate) fn stderr(output: &Output) -> String {
+    String::from_utf8_lossy(&output.stderr).into_owned()
+}
+
+/// Whether Docker answers. In CI an unreachable Docker fails the test; elsewhere the test says
+/// on stderr what it did not cover and returns.
+pub(crate) fn docker_or_skip(test: &str) -> bool {
+    #[allow(clippy::disallowed_methods, reason = "a presence check, not a gate step")]
+    let reachable =
+        Command::new("docker").arg("info").output().is_ok_and(|output| output.status.success());
+    if reachable {
+        return true;
+    }
+    let host =
+        std::env::var("DOCKER_HOST").unwrap_or_else(|_| "unix:///var/run/docker.sock".into());
+    assert!(
+        std::env::var_os("CI").is_none(),
+        "{test}: Docker is unreachable at {host} (tried `docker info`), and CI is set"
+    );
+    #[allow(clippy::print_stderr, reason = "a local run says what it did not cover")]
+    {
+        eprintln!("{test}: skipped, Docker is unreachable at {host}");
+    }
+    false
+}
+
+/// Docker resources of meshgate projects: containers, networks, volumes.
+pub(crate) fn leftovers(project: &str) -> usize {
+    let mut count = 0;
+    for kind in [["ps", "-aq"], ["network", "ls -q"], ["volume", "ls -q"]] {
+        let filter = format!("label=com.docker.compose.project={project}");
+        let mut args: Vec<&str> = vec![kind[0]];
+        args.extend(kind[1].split(' '));
+        args.extend(["--filter", filter.as_str()]);
+        #[allow(clippy::disallowed_methods, reason = "counting what the engine holds")]
+        let output = Command::new("docker").args(&args).output().unwrap();
+        count += String::from_utf8_lossy(&output.stdout)
+            .lines()
+            .filter(|l| !l.trim().is_empty())
+            .count();
+    }
+    count
+}
+
+/// A copy of the reference mesh's configuration in a temporary folder, with the Compose file
+/// changed by `edit`, so the run uses the real crates with another Compose file.
+pub(crate) fn mesh_variant(name: &str, edit: impl FnOnce(String) -> String) -> PathBuf {
+    let dir = temp_dir(name);
+    let compose = std::fs::read_to_string(repo_root().join("compose.yaml")).unwrap();
+    std::fs::write(dir.join("compose.yaml"), edit(compose)).unwrap();
+    std::fs::copy(repo_root().join("meshgate.toml"), dir.join("meshgate.toml")).unwrap();
+    dir
+}
