@@ -14,9 +14,7 @@ use futures_util::StreamExt as _;
 
 /// The label Compose puts on everything of a project.
 pub const PROJECT_LABEL: &str = "com.docker.compose.project";
-/// The label meshgate puts on its own projects, so `gates clean` finds them after a SIGKILL.
-pub const MESHGATE_LABEL: &str = "dev.meshgate.run";
-/// The prefix of every project name meshgate creates.
+/// The prefix of every project name meshgate creates; `gates clean` finds leftovers by it.
 pub const PROJECT_PREFIX: &str = "meshgate-";
 
 /// Connects to `DOCKER_HOST` (unix or tcp) or the default socket, at the engine's API version.
@@ -90,50 +88,91 @@ impl Removed {
     }
 }
 
-/// Removes every container, network and volume with `label=value`, containers first.
-pub async fn remove_labelled(docker: &Docker, label: &str, value: &str) -> anyhow::Result<Removed> {
-    let filters = label_filter(label, value);
-    let mut removed = Removed::default();
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum ResourceKind {
+    Container,
+    Network,
+    Volume,
+}
+
+/// A container, network or volume and its labels.
+struct Resource {
+    kind: ResourceKind,
+    id: String,
+    labels: HashMap<String, String>,
+}
+
+/// Every container, network and volume matching a `label` filter (`key` or `key=value`),
+/// containers first, so they can be removed in that order.
+async fn list_labelled(docker: &Docker, label: &str) -> anyhow::Result<Vec<Resource>> {
+    let filters = HashMap::from([("label".to_owned(), vec![label.to_owned()])]);
+    let mut resources = Vec::new();
 
     let options = ListContainersOptionsBuilder::default().all(true).filters(&filters).build();
-    for container in
-        docker.list_containers(Some(options)).await.context("failed to list containers")?
-    {
-        let Some(id) = container.id else { continue };
-        let options = RemoveContainerOptionsBuilder::default().force(true).v(true).build();
-        match docker.remove_container(&id, Some(options)).await {
-            Ok(()) => removed.containers += 1,
-            Err(error) if is_not_found(&error) => {}
-            Err(error) => {
-                return Err(error).with_context(|| format!("failed to remove container {id}"));
-            }
-        }
-    }
+    let containers =
+        docker.list_containers(Some(options)).await.context("failed to list containers")?;
+    resources.extend(containers.into_iter().filter_map(|container| {
+        let labels = container.labels.unwrap_or_default();
+        Some(Resource { kind: ResourceKind::Container, id: container.id?, labels })
+    }));
     let options = ListNetworksOptionsBuilder::default().filters(&filters).build();
-    for network in docker.list_networks(Some(options)).await.context("failed to list networks")? {
-        let Some(id) = network.id else { continue };
-        match docker.remove_network(&id).await {
-            Ok(()) => removed.networks += 1,
-            Err(error) if is_not_found(&error) => {}
-            Err(error) => {
-                return Err(error).with_context(|| format!("failed to remove network {id}"));
-            }
-        }
-    }
+    let networks = docker.list_networks(Some(options)).await.context("failed to list networks")?;
+    resources.extend(networks.into_iter().filter_map(|network| {
+        let labels = network.labels.unwrap_or_default();
+        Some(Resource { kind: ResourceKind::Network, id: network.id?, labels })
+    }));
     let options = ListVolumesOptionsBuilder::default().filters(&filters).build();
     let volumes = docker.list_volumes(Some(options)).await.context("failed to list volumes")?;
-    for volume in volumes.volumes.unwrap_or_default() {
-        let options = RemoveVolumeOptionsBuilder::default().force(true).build();
-        match docker.remove_volume(&volume.name, Some(options)).await {
-            Ok(()) => removed.volumes += 1,
+    resources.extend(volumes.volumes.unwrap_or_default().into_iter().map(|volume| Resource {
+        kind: ResourceKind::Volume,
+        id: volume.name,
+        labels: volume.labels,
+    }));
+    Ok(resources)
+}
+
+/// Removes every container, network and volume with `label=value`, containers first.
+pub async fn remove_labelled(docker: &Docker, label: &str, value: &str) -> anyhow::Result<Removed> {
+    let mut removed = Removed::default();
+    for resource in list_labelled(docker, &format!("{label}={value}")).await? {
+        let result = match resource.kind {
+            ResourceKind::Container => {
+                let options = RemoveContainerOptionsBuilder::default().force(true).v(true).build();
+                docker.remove_container(&resource.id, Some(options)).await
+            }
+            ResourceKind::Network => docker.remove_network(&resource.id).await,
+            ResourceKind::Volume => {
+                let options = RemoveVolumeOptionsBuilder::default().force(true).build();
+                docker.remove_volume(&resource.id, Some(options)).await
+            }
+        };
+        match result {
+            Ok(()) => match resource.kind {
+                ResourceKind::Container => removed.containers += 1,
+                ResourceKind::Network => removed.networks += 1,
+                ResourceKind::Volume => removed.volumes += 1,
+            },
             Err(error) if is_not_found(&error) => {}
             Err(error) => {
-                return Err(error)
-                    .with_context(|| format!("failed to remove volume {}", volume.name));
+                return Err(error).with_context(|| {
+                    format!("failed to remove {:?} {}", resource.kind, resource.id)
+                });
             }
         }
     }
     Ok(removed)
+}
+
+/// The Compose projects meshgate created that still hold a container, network or volume.
+pub async fn leftover_projects(
+    docker: &Docker,
+) -> anyhow::Result<std::collections::BTreeSet<String>> {
+    Ok(list_labelled(docker, PROJECT_LABEL)
+        .await?
+        .into_iter()
+        .filter_map(|resource| resource.labels.get(PROJECT_LABEL).cloned())
+        .filter(|project| project.starts_with(PROJECT_PREFIX))
+        .collect())
 }
 
 fn is_not_found(error: &bollard::errors::Error) -> bool {

@@ -87,6 +87,16 @@ pub async fn build_images(
     binaries: &Path,
     revision: &str,
 ) -> anyhow::Result<Vec<BuiltImage>> {
+    // One build at a time per repository: a concurrent run then finds the image already
+    // built from the same context instead of retagging it under a running mesh.
+    let state = mesh.root.join(".meshgate");
+    std::fs::create_dir_all(&state)
+        .with_context(|| format!("failed to create {}", state.display()))?;
+    let lock_path = state.join("images.lock");
+    let lock = std::fs::File::create(&lock_path)
+        .with_context(|| format!("failed to open {}", lock_path.display()))?;
+    lock.lock().with_context(|| format!("failed to lock {}", lock_path.display()))?;
+
     let mut built = Vec::new();
     for contract in mesh.crate_services() {
         let Some(package) = &contract.package else { continue };

@@ -43,9 +43,8 @@ static UP_PROCESS: Mutex<Option<Child>> = Mutex::new(None);
 
 /// Removes the registered project, if any. Safe to call from any thread, any number of times.
 fn teardown_now() {
-    if let Some(mut child) = UP_PROCESS.lock().unwrap_or_else(|e| e.into_inner()).take() {
-        let _ = child.kill();
-        let _ = child.wait();
+    if let Some(child) = UP_PROCESS.lock().unwrap_or_else(|e| e.into_inner()).take() {
+        stop_gently(child);
     }
     let Some(teardown) = ACTIVE_TEARDOWN.lock().unwrap_or_else(|e| e.into_inner()).take() else {
         return;
@@ -76,6 +75,28 @@ fn teardown_now() {
             term::warn(&format!("label sweep of {} failed: {error:#}", teardown.project))
         }
         _ => {}
+    }
+}
+
+/// Stops a running `compose up`: SIGTERM lets it cancel the engine calls it has under way, so
+/// nothing is created after teardown has looked; SIGKILL only if it ignores that.
+fn stop_gently(mut child: Child) {
+    use nix::sys::signal::{Signal, kill};
+    use nix::unistd::Pid;
+
+    let Ok(pid) = i32::try_from(child.id()).map(Pid::from_raw) else { return };
+    if kill(pid, Signal::SIGTERM).is_err() {
+        let _ = child.kill();
+        let _ = child.wait();
+        return;
+    }
+    let (sender, receiver) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        let _ = sender.send(child.wait());
+    });
+    if receiver.recv_timeout(std::time::Duration::from_secs(10)).is_err() {
+        let _ = kill(pid, Signal::SIGKILL);
+        let _ = receiver.recv();
     }
 }
 
@@ -350,58 +371,28 @@ fn run_mesh(
     Ok(GateReport::from_findings(Gate::ServiceHealth, outcome.findings, duration, detail))
 }
 
+/// The process that created `project`, if it is still running on this host. Project names
+/// are `meshgate-<pid>-<suffix>`.
+fn owner_alive(project: &str) -> Option<u32> {
+    let pid: u32 = project.strip_prefix(docker::PROJECT_PREFIX)?.split('-').next()?.parse().ok()?;
+    Path::new("/proc").join(pid.to_string()).exists().then_some(pid)
+}
+
 /// Removes every resource left by earlier runs (a SIGKILL leaves them), found by label.
 pub fn clean() -> anyhow::Result<usize> {
-    let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .context("failed to start the async runtime")?;
     runtime.block_on(async {
         let docker = docker::connect().await?;
-        let mut projects = std::collections::BTreeSet::new();
-        let filters = std::collections::HashMap::from([(
-            "label".to_owned(),
-            vec![docker::PROJECT_LABEL.to_owned()],
-        )]);
-        let options = bollard::query_parameters::ListContainersOptionsBuilder::default()
-            .all(true)
-            .filters(&filters)
-            .build();
-        for container in
-            docker.list_containers(Some(options)).await.context("failed to list containers")?
-        {
-            if let Some(project) =
-                container.labels.and_then(|labels| labels.get(docker::PROJECT_LABEL).cloned())
-            {
-                projects.insert(project);
-            }
-        }
-        let options = bollard::query_parameters::ListNetworksOptionsBuilder::default()
-            .filters(&filters)
-            .build();
-        for network in
-            docker.list_networks(Some(options)).await.context("failed to list networks")?
-        {
-            if let Some(project) =
-                network.labels.and_then(|labels| labels.get(docker::PROJECT_LABEL).cloned())
-            {
-                projects.insert(project);
-            }
-        }
-        let options = bollard::query_parameters::ListVolumesOptionsBuilder::default()
-            .filters(&filters)
-            .build();
-        for volume in docker
-            .list_volumes(Some(options))
-            .await
-            .context("failed to list volumes")?
-            .volumes
-            .unwrap_or_default()
-        {
-            if let Some(project) = volume.labels.get(docker::PROJECT_LABEL) {
-                projects.insert(project.clone());
-            }
-        }
         let mut total = 0;
-        for project in projects.iter().filter(|p| p.starts_with(docker::PROJECT_PREFIX)) {
-            let removed = docker::remove_labelled(&docker, docker::PROJECT_LABEL, project).await?;
+        for project in docker::leftover_projects(&docker).await? {
+            if let Some(pid) = owner_alive(&project) {
+                term::note(&format!("{project} belongs to running process {pid}: left alone"));
+                continue;
+            }
+            let removed = docker::remove_labelled(&docker, docker::PROJECT_LABEL, &project).await?;
             term::status(
                 "Removed",
                 &format!(

@@ -1,14 +1,17 @@
-//! A YAML 1.2 document tree that keeps the line and column of every node.
+//! A YAML document tree that keeps the line and column of every node.
 //!
-//! Built from saphyr-parser's events: anchors and aliases are resolved by copying, merge keys
-//! (`<<`) are applied as Compose applies them (explicit keys win), and duplicate keys are an
-//! error. Scalars keep their text and whether they were quoted; types are resolved on demand
-//! with the YAML 1.2 core schema, so `2122:22` stays a string (YAML 1.1 read it as base 60).
+//! Built from the events of libyaml-safer, a port of libyaml: Compose's own YAML reader
+//! (go-yaml) descends from libyaml too, so both accept the same syntax, lenient flow
+//! indentation included. Anchors and aliases are resolved by copying, merge keys (`<<`) are
+//! applied as Compose applies them (explicit keys win), and duplicate keys are an error.
+//! Scalars keep their text and whether they were plain; types are resolved on demand with the
+//! YAML 1.2 core schema, as Compose v2 does, so `2122:22` stays a string (YAML 1.1 readers
+//! take it for a base-60 number).
 
 use std::collections::HashMap;
 use std::fmt;
 
-use saphyr_parser::{Event, Parser, ScalarStyle, Span};
+use libyaml_safer::{Event, EventData, Mark, Parser, ScalarStyle};
 
 /// A position in a source file, 1-based.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, PartialOrd, Ord, Hash)]
@@ -72,10 +75,6 @@ impl fmt::Display for SyntaxError {
 }
 
 impl Node {
-    pub fn scalar(text: impl Into<String>, pos: Pos) -> Node {
-        Node { kind: Kind::Scalar(Scalar { text: text.into(), plain: false }), pos }
-    }
-
     pub fn as_map(&self) -> Option<&[Entry]> {
         match &self.kind {
             Kind::Map(entries) => Some(entries),
@@ -182,62 +181,73 @@ pub fn parse(text: &str) -> Result<Node, SyntaxError> {
 /// Parses one YAML document whose positions carry the loader's index for its file.
 pub fn parse_file(text: &str, file: u16) -> Result<Node, SyntaxError> {
     let mut builder = Builder { file, ..Builder::default() };
-    for event in Parser::new_from_str(text) {
-        let (event, span) = event.map_err(|error| SyntaxError {
-            pos: pos_of_marker(error.marker(), file),
-            message: error.info().to_owned(),
+    let mut input = text.as_bytes();
+    let mut parser = Parser::new();
+    parser.set_input_string(&mut input);
+    loop {
+        let event = parser.parse().map_err(|error| SyntaxError {
+            pos: error
+                .problem_mark()
+                .map_or(Pos { line: 1, column: 1, file }, |mark| pos_of_mark(mark, file)),
+            message: match error.context() {
+                Some(context) => format!("{} {context}", error.problem()),
+                None => error.problem().to_owned(),
+            },
         })?;
-        builder.on_event(event, span)?;
+        if matches!(event.data, EventData::StreamEnd) {
+            break;
+        }
+        builder.on_event(event)?;
     }
     let empty = Pos { line: 1, column: 1, file };
     Ok(builder.root.unwrap_or(Node { kind: Kind::Map(Vec::new()), pos: empty }))
 }
 
-fn pos_of_marker(marker: &saphyr_parser::Marker, file: u16) -> Pos {
-    Pos { line: marker.line() as u32, column: marker.col() as u32 + 1, file }
+/// libyaml counts lines and columns from 0.
+fn pos_of_mark(mark: Mark, file: u16) -> Pos {
+    Pos { line: mark.line as u32 + 1, column: mark.column as u32 + 1, file }
 }
 
 /// A container being filled, with the anchor it will be registered under.
 enum Open {
-    Seq { node: Node, anchor: usize },
-    Map { node: Node, anchor: usize, pending_key: Option<(String, Pos)> },
+    Seq { node: Node, anchor: Option<String> },
+    Map { node: Node, anchor: Option<String>, pending_key: Option<(String, Pos)> },
 }
 
 #[derive(Default)]
 struct Builder {
     stack: Vec<Open>,
-    anchors: HashMap<usize, Node>,
+    anchors: HashMap<String, Node>,
     root: Option<Node>,
     documents: usize,
     file: u16,
 }
 
 impl Builder {
-    fn on_event(&mut self, event: Event<'_>, span: Span) -> Result<(), SyntaxError> {
-        let pos = pos_of_marker(&span.start, self.file);
-        match event {
-            Event::DocumentStart(_) => {
+    fn on_event(&mut self, event: Event) -> Result<(), SyntaxError> {
+        let pos = pos_of_mark(event.start_mark, self.file);
+        match event.data {
+            EventData::DocumentStart { .. } => {
                 self.documents += 1;
                 if self.documents > 1 {
                     let message = "more than one YAML document: a Compose file holds exactly one";
                     return Err(SyntaxError { pos, message: message.into() });
                 }
             }
-            Event::Scalar(text, style, anchor, _tag) => {
+            EventData::Scalar { value, style, anchor, .. } => {
                 let plain = style == ScalarStyle::Plain;
-                let node =
-                    Node { kind: Kind::Scalar(Scalar { text: text.into_owned(), plain }), pos };
+                let node = Node { kind: Kind::Scalar(Scalar { text: value, plain }), pos };
                 self.finish(node, anchor)?;
             }
-            Event::SequenceStart(anchor, _) => {
+            EventData::SequenceStart { anchor, .. } => {
                 self.stack
                     .push(Open::Seq { node: Node { kind: Kind::Seq(Vec::new()), pos }, anchor });
             }
-            Event::MappingStart(anchor, _) => {
+            EventData::MappingStart { anchor, .. } => {
                 let node = Node { kind: Kind::Map(Vec::new()), pos };
                 self.stack.push(Open::Map { node, anchor, pending_key: None });
             }
-            Event::SequenceEnd | Event::MappingEnd => {
+            EventData::SequenceEnd | EventData::MappingEnd => {
                 let (mut node, anchor) = match self.stack.pop() {
                     Some(Open::Seq { node, anchor }) | Some(Open::Map { node, anchor, .. }) => {
                         (node, anchor)
@@ -247,20 +257,23 @@ impl Builder {
                 apply_merge_keys(&mut node)?;
                 self.finish(node, anchor)?;
             }
-            Event::Alias(anchor) => {
+            EventData::Alias { anchor } => {
                 let Some(node) = self.anchors.get(&anchor).cloned() else {
-                    return Err(SyntaxError { pos, message: "alias to an unknown anchor".into() });
+                    let message = format!("alias *{anchor} refers to no anchor defined before it");
+                    return Err(SyntaxError { pos, message });
                 };
-                self.finish(Node { pos, ..node }, 0)?;
+                self.finish(Node { pos, ..node }, None)?;
             }
-            Event::StreamStart | Event::StreamEnd | Event::DocumentEnd | Event::Nothing => {}
+            EventData::StreamStart { .. }
+            | EventData::StreamEnd
+            | EventData::DocumentEnd { .. } => {}
         }
         Ok(())
     }
 
     /// Places a completed node into its parent (or as the root) and registers its anchor.
-    fn finish(&mut self, node: Node, anchor: usize) -> Result<(), SyntaxError> {
-        if anchor != 0 {
+    fn finish(&mut self, node: Node, anchor: Option<String>) -> Result<(), SyntaxError> {
+        if let Some(anchor) = anchor {
             self.anchors.insert(anchor, node.clone());
         }
         match self.stack.last_mut() {
@@ -397,6 +410,15 @@ mod tests {
     fn syntax_errors_carry_a_position() {
         let error = parse("services:\n  a: [1, 2\n").unwrap_err();
         assert!(error.pos.line >= 2, "{error}");
+    }
+
+    #[test]
+    fn accepts_a_flow_sequence_closed_left_of_its_items_as_compose_does() {
+        let text = "svc:\n  healthcheck:\n    test: [\n        \"CMD\",\n        \"true\",\n    ]\n    interval: 5s\n";
+        let root = parse(text).unwrap();
+        let healthcheck = root.get("svc").unwrap().get("healthcheck").unwrap();
+        assert_eq!(healthcheck.get("test").unwrap().as_seq().unwrap().len(), 2);
+        assert_eq!(healthcheck.get("interval").unwrap().pos.line, 7);
     }
 
     #[test]

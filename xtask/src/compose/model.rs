@@ -177,15 +177,6 @@ pub struct Service {
     pub node: Node,
 }
 
-impl Service {
-    /// The location of `key` in this service, or of the service itself.
-    pub fn key_location(&self, key: &str, files: &[PathBuf]) -> Location {
-        self.node
-            .entry(key)
-            .map_or_else(|| self.location.clone(), |entry| locate(files, entry.key_pos))
-    }
-}
-
 #[derive(Clone, Debug)]
 pub struct Build {
     pub context: PathBuf,

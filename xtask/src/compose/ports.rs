@@ -22,13 +22,6 @@ pub struct Port {
 }
 
 impl Port {
-    /// Whether the mapping exposes a port on the host.
-    pub fn is_published(&self) -> bool {
-        // A short entry with only a container port is still published, on an ephemeral port;
-        // `expose` is the way to open a port to the mesh only.
-        true
-    }
-
     pub fn contains_target(&self, port: u16) -> bool {
         self.target.0 <= port && port <= self.target.1
     }

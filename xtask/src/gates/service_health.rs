@@ -78,6 +78,7 @@ pub async fn wait_for_health(
     let options =
         EventsOptionsBuilder::default().since(&since.to_string()).filters(&filters).build();
     let mut events = docker.events(Some(options));
+    let mut events_open = true;
     let mut up_error: Option<anyhow::Error> = None;
     let mut outcome = Outcome::default();
 
@@ -96,10 +97,19 @@ pub async fn wait_for_health(
                 waiting.push(name.clone());
                 continue;
             };
-            let inspect = docker
-                .inspect_container(&id, None)
-                .await
-                .with_context(|| format!("failed to inspect {name}"))?;
+            let inspect = match docker.inspect_container(&id, None).await {
+                Ok(inspect) => inspect,
+                // Compose replaced the container between listing and inspecting: look again.
+                Err(bollard::errors::Error::DockerResponseServerError {
+                    status_code: 404, ..
+                }) => {
+                    waiting.push(name.clone());
+                    continue;
+                }
+                Err(error) => {
+                    return Err(error).with_context(|| format!("failed to inspect `{name}`"));
+                }
+            };
             let (state, finding) = judge(mesh, name, &inspect, started, overall);
             outcome.services.insert(name.clone(), state);
             match finding {
@@ -135,7 +145,21 @@ pub async fn wait_for_health(
             return Ok(outcome);
         }
         // Wake on the next event of the project, or re-check within a second.
-        let _ = tokio::time::timeout(Duration::from_secs(1), events.next()).await;
+        if events_open {
+            match tokio::time::timeout(Duration::from_secs(1), events.next()).await {
+                Ok(None) => events_open = false,
+                Ok(Some(Err(error))) => {
+                    crate::term::verbose(&format!(
+                        "engine events stopped ({error}); polling instead"
+                    ));
+                    events_open = false;
+                }
+                Ok(Some(Ok(_))) | Err(_) => {}
+            }
+        } else {
+            // Without the event stream, state is polled once a second.
+            tokio::time::sleep(Duration::from_secs(1)).await;
+        }
     }
 }
 

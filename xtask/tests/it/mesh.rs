@@ -78,3 +78,28 @@ fn integration_broken_healthcheck_fails_naming_the_service() {
     assert!(dir.join("logs/services/catalog.log").is_file());
     assert!(started.elapsed() < std::time::Duration::from_secs(600));
 }
+
+#[test]
+fn integration_clean_removes_what_a_killed_run_left() {
+    if !docker_or_skip("integration_clean_removes_what_a_killed_run_left") {
+        return;
+    }
+    // What a SIGKILLed run leaves: resources labelled with a meshgate project whose process is
+    // gone (no pid reaches 4194304, the kernel's limit), while this test's own runs go on.
+    let project = format!("meshgate-4194304-{}", std::process::id());
+    let label = format!("com.docker.compose.project={project}");
+    for args in [
+        ["network", "create", "--label", &label, &format!("{project}_default")],
+        ["volume", "create", "--label", &label, &format!("{project}_data")],
+    ] {
+        #[allow(clippy::disallowed_methods, reason = "setting up what a killed run leaves")]
+        let status = std::process::Command::new("docker").args(args).output().unwrap().status;
+        assert!(status.success(), "docker {args:?}");
+    }
+    assert_eq!(leftovers(&project), 2);
+
+    let output = xtask(&["gates", "clean"]);
+    assert!(output.status.success(), "{}", stderr(&output));
+    assert!(stderr(&output).contains(&project), "{}", stderr(&output));
+    assert_eq!(leftovers(&project), 0);
+}
