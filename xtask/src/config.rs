@@ -36,7 +36,7 @@ struct Raw {
     #[serde(default)]
     mesh: MeshRaw,
     #[serde(default)]
-    networks: BTreeMap<String, NetworkRaw>,
+    networks: BTreeMap<String, Spanned<NetworkRaw>>,
     #[serde(default)]
     policy: PolicyRaw,
     /// Services that are not crates of this workspace (third-party images).
@@ -142,6 +142,8 @@ pub struct NetworkPolicy {
     pub purpose: String,
     /// Must be `internal: true` in the Compose file (no route out).
     pub internal: bool,
+    /// Where meshgate.toml describes the network.
+    pub location: Location,
 }
 
 /// The checked configuration.
@@ -296,7 +298,16 @@ fn validate(raw: Raw, file: &Path, text: &str, root: &Path) -> anyhow::Result<Co
             .networks
             .into_iter()
             .map(|(name, network)| {
-                (name, NetworkPolicy { purpose: network.purpose, internal: network.internal })
+                let location = at(network.span());
+                let network = network.into_inner();
+                (
+                    name,
+                    NetworkPolicy {
+                        purpose: network.purpose,
+                        internal: network.internal,
+                        location,
+                    },
+                )
             })
             .collect(),
         least_privilege: raw.policy.least_privilege,
@@ -343,6 +354,13 @@ mod tests {
         let error =
             parse_text("[mesh]\ncompose_files = [\"nope.yaml\"]\n").unwrap_err().to_string();
         assert!(error.contains(":2") && error.contains("does not exist"), "{error}");
+    }
+
+    #[test]
+    fn network_policies_keep_their_line() {
+        let config =
+            parse_text("[mesh]\nmode = \"strict\"\n\n[networks.data]\ninternal = true\n").unwrap();
+        assert_eq!(config.networks["data"].location.line, 4, "the table's header");
     }
 
     #[test]

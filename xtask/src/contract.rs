@@ -78,6 +78,8 @@ pub struct Contract {
     pub public: bool,
     pub listen: Vec<Listen>,
     pub networks: Vec<String>,
+    /// Where the contract lists its networks (the contract itself when it lists none).
+    pub networks_location: Location,
     pub talks_to: Vec<Edge>,
     pub aliases: Vec<String>,
     pub readiness: Option<String>,
@@ -174,6 +176,10 @@ impl Contract {
             service: raw.service.unwrap_or(default_name),
             public: raw.public,
             listen,
+            networks_location: raw
+                .networks
+                .first()
+                .map_or_else(|| location.clone(), |first| at(first.span())),
             networks: raw.networks.into_iter().map(Spanned::into_inner).collect(),
             talks_to,
             aliases: raw.aliases,

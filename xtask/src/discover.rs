@@ -43,7 +43,8 @@ pub fn discover(root: &Path, config: Config) -> anyhow::Result<Mesh> {
                 contract.location.clone(),
                 format!(
                     "service `{}` has two contracts (the other at {})",
-                    contract.service, first.location
+                    contract.service,
+                    first.location.relative_to(root)
                 ),
                 "keep one contract per Compose service",
             ));

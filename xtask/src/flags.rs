@@ -23,11 +23,21 @@ pub enum Command {
     /// Run the quality gates (all of them, or one).
     Gates(Gates),
     /// Print the discovered services and their contracts as JSON.
-    Discover,
+    Discover {
+        /// Use this meshgate.toml; its paths are relative to its folder.
+        #[arg(long, value_name = "FILE")]
+        config: Option<std::path::PathBuf>,
+    },
 }
 
+const EXIT_CODES: &str = "Exit codes:
+  0    every gate passed, or the mode does not block (warning, monitoring)
+  1    a gate failed, or could not be computed, in strict mode
+  2    the gates could not run (bad configuration or Compose file, Docker unreachable, build failed)
+  130  interrupted by SIGINT, 143 by SIGTERM; everything the run started was removed";
+
 #[derive(Debug, Args)]
-#[command(args_conflicts_with_subcommands = false)]
+#[command(after_help = EXIT_CODES)]
 pub struct Gates {
     #[command(subcommand)]
     pub only: Option<GateCommand>,
@@ -35,38 +45,56 @@ pub struct Gates {
     pub run: RunFlags,
 }
 
-#[derive(Debug, Clone, Args)]
+#[derive(Debug, Clone, Default, Args)]
 pub struct RunFlags {
     /// Run only what needs no Docker and no test run (what the pre-commit hook runs).
-    #[arg(long = "static", global = true)]
+    #[arg(long = "static")]
     pub static_only: bool,
     /// The enforcement mode, overriding meshgate.toml.
-    #[arg(long, value_enum, global = true)]
+    #[arg(long, value_enum)]
     pub mode: Option<Mode>,
     /// Same as `--mode strict`.
-    #[arg(long, global = true, conflicts_with = "mode")]
+    #[arg(long, conflicts_with = "mode")]
     pub strict: bool,
     /// Leave the mesh running afterwards and print how to inspect it.
-    #[arg(long, global = true)]
+    #[arg(long)]
     pub keep_up: bool,
     /// Use this meshgate.toml; its paths, and `logs/`, are relative to its folder.
-    #[arg(long, global = true, value_name = "FILE")]
+    #[arg(long, value_name = "FILE")]
     pub config: Option<std::path::PathBuf>,
     /// Also print the report as JSON on stdout.
-    #[arg(long, global = true)]
+    #[arg(long)]
     pub json: bool,
+}
+
+impl RunFlags {
+    /// Flags given before the gate's name and after it, together.
+    pub fn merge(self, other: RunFlags) -> RunFlags {
+        RunFlags {
+            static_only: self.static_only || other.static_only,
+            mode: self.mode.or(other.mode),
+            strict: self.strict || other.strict,
+            keep_up: self.keep_up || other.keep_up,
+            config: self.config.or(other.config),
+            json: self.json || other.json,
+        }
+    }
 }
 
 #[derive(Debug, Subcommand)]
 pub enum GateCommand {
     /// Who may talk to whom, on which ports and networks.
-    NetworkContracts,
+    #[command(after_help = EXIT_CODES)]
+    NetworkContracts(RunFlags),
     /// The mesh comes up and every container is healthy in time.
-    ServiceHealth,
+    #[command(after_help = EXIT_CODES)]
+    ServiceHealth(RunFlags),
     /// Logs, Dockerfile, Compose and repository hygiene.
-    ArtifactHygiene,
+    #[command(after_help = EXIT_CODES)]
+    ArtifactHygiene(RunFlags),
     /// Per-service coverage thresholds.
-    Coverage,
+    #[command(after_help = EXIT_CODES)]
+    Coverage(RunFlags),
     /// Remove whatever killed runs left on the Docker host.
     Clean,
 }

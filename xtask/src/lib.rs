@@ -17,6 +17,7 @@ pub mod location;
 pub mod pipeline;
 pub mod process;
 pub mod report;
+pub mod teardown;
 pub mod term;
 pub mod tools;
 pub mod yaml;
@@ -34,13 +35,24 @@ use crate::gates::Gate;
 pub fn main() -> ExitCode {
     let flags = flags::Xtask::parse();
     term::set_verbose(flags.verbose);
-    match try_main(flags) {
+    let result = try_main(flags);
+    // An interrupted run exits with 128 + the signal, once its teardown has finished.
+    if let Some(code) = teardown::finish() {
+        term::error("interrupted; everything the run started was removed");
+        return ExitCode::from(code);
+    }
+    match result {
         Ok(code) => ExitCode::from(code),
         Err(error) => {
             term::error(&format!("{error:#}"));
             ExitCode::from(2)
         }
     }
+}
+
+/// A path given on the command line, made absolute against the caller's folder.
+fn absolute(path: PathBuf) -> PathBuf {
+    std::env::current_dir().map_or_else(|_| path.clone(), |dir| dir.join(&path))
 }
 
 /// The workspace root: the parent of this crate's directory.
@@ -55,41 +67,49 @@ fn try_main(flags: flags::Xtask) -> anyhow::Result<u8> {
     let root = project_root();
     sh.change_dir(&root);
     match flags.command {
-        Command::Discover => {
-            let config = config::load(&root)?;
+        Command::Discover { config } => {
+            let config = match config {
+                Some(file) => config::load_file(&absolute(file))?,
+                None => config::load(&root)?,
+            };
             let mesh = discover::discover(&root, config)?;
             let services: Vec<_> = mesh.contracts.values().collect();
             term::stdout(&serde_json::to_string_pretty(&services)?);
             Ok(0)
         }
         Command::Gates(gates) => {
-            let gate_list = match gates.only {
+            let (gate_list, run) = match gates.only {
                 Some(GateCommand::Clean) => {
                     let removed = pipeline::clean()?;
                     term::status(
                         "Finished",
-                        &format!("removed {removed} resource(s) left by earlier runs"),
+                        &format!(
+                            "removed {removed} resource(s) of runs that are no longer running"
+                        ),
                     );
                     return Ok(0);
                 }
-                None => Gate::ALL.to_vec(),
-                Some(GateCommand::NetworkContracts) => vec![Gate::NetworkContracts],
-                Some(GateCommand::ServiceHealth) => vec![Gate::ServiceHealth],
-                Some(GateCommand::ArtifactHygiene) => vec![Gate::ArtifactHygiene],
-                Some(GateCommand::Coverage) => vec![Gate::Coverage],
+                None => (Gate::ALL.to_vec(), gates.run),
+                Some(GateCommand::NetworkContracts(run)) => {
+                    (vec![Gate::NetworkContracts], run.merge(gates.run))
+                }
+                Some(GateCommand::ServiceHealth(run)) => {
+                    (vec![Gate::ServiceHealth], run.merge(gates.run))
+                }
+                Some(GateCommand::ArtifactHygiene(run)) => {
+                    (vec![Gate::ArtifactHygiene], run.merge(gates.run))
+                }
+                Some(GateCommand::Coverage(run)) => (vec![Gate::Coverage], run.merge(gates.run)),
             };
-            let run = gates.run;
             let options = pipeline::Options {
                 gates: gate_list,
                 static_only: run.static_only,
                 keep_up: run.keep_up,
                 mode: if run.strict { Some(Mode::Strict) } else { run.mode },
                 json: run.json,
-                config: run.config.map(|path| {
-                    std::env::current_dir().map_or_else(|_| path.clone(), |dir| dir.join(&path))
-                }),
+                config: run.config.map(absolute),
             };
-            pipeline::install_signal_handler()?;
+            teardown::install_signal_handler()?;
             let code = pipeline::run(&sh, &root, &options)?;
             Ok(u8::try_from(code).unwrap_or(1))
         }

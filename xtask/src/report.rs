@@ -35,6 +35,35 @@ pub enum Verdict {
     Failed,
 }
 
+/// The report of a run that could not finish (exit code 2, or 128 + signal).
+#[derive(Debug, Serialize)]
+pub struct ErrorReport {
+    pub schema_version: u32,
+    pub started_at: String,
+    pub verdict: &'static str,
+    pub error: String,
+    pub exit_code: i32,
+}
+
+impl ErrorReport {
+    pub fn new(started_at: std::time::SystemTime, error: &anyhow::Error) -> ErrorReport {
+        let interrupted = crate::teardown::interrupted();
+        ErrorReport {
+            schema_version: REPORT_SCHEMA_VERSION,
+            started_at: compact_timestamp(started_at),
+            verdict: if interrupted.is_some() { "interrupted" } else { "error" },
+            error: format!("{error:#}"),
+            exit_code: interrupted.map_or(2, |signal| 128 + signal),
+        }
+    }
+}
+
+/// Replaces `logs/report.json` with the report of a run that could not finish.
+pub fn write_error(logs: &Path, report: &ErrorReport) -> anyhow::Result<()> {
+    let json = serde_json::to_vec_pretty(report).context("failed to encode the report")?;
+    write_atomically(&logs.join("report.json"), &json)
+}
+
 /// The exit code and verdict for a set of gate reports under `mode`.
 pub fn decide(gates: &[GateReport], mode: Mode) -> (Verdict, i32) {
     let blocking = gates.iter().any(|gate| match &gate.status {
@@ -58,12 +87,15 @@ pub fn render_table(gates: &[GateReport]) -> String {
     table.load_preset(comfy_table::presets::UTF8_FULL_CONDENSED);
     table.set_header(["gate", "result", "findings", "time"]);
     for gate in gates {
-        let result = match &gate.status {
+        let mut result = match &gate.status {
             Status::Passed => "passed".to_owned(),
             Status::Failed => "FAILED".to_owned(),
             Status::NotComputed(reason) => format!("not computed: {reason}"),
             Status::Skipped(reason) => format!("skipped ({reason})"),
         };
+        if let Some(scope) = gate.scope {
+            result.push_str(&format!(" ({scope})"));
+        }
         let time = if gate.duration.is_zero() {
             "-".to_owned()
         } else {

@@ -30,6 +30,14 @@ pub struct Compose {
 }
 
 impl Compose {
+    /// How a person runs this Compose for `project`, for messages:
+    /// `docker compose -p <project>` or the installed binary's path.
+    pub fn display(&self, project: &str) -> String {
+        let mut words = vec![self.program.display().to_string()];
+        words.extend(self.prefix.iter().cloned());
+        format!("{} -p {project}", words.join(" "))
+    }
+
     /// A `compose` command for `project` over `files`.
     pub fn command(&self, project: &str, files: &[PathBuf]) -> ProcessBuilder {
         let mut command =

@@ -80,7 +80,7 @@ pub fn load(options: &LoadOptions) -> anyhow::Result<Project> {
             InputError::new(
                 Location::new(file, error.pos),
                 format!("invalid YAML: {}", error.message),
-                "fix the YAML syntax; `docker compose config` shows the same error",
+                "fix the YAML syntax at that line (Compose's `config` command reports the same)",
             )
         })?;
         if root.as_map().is_none() {

@@ -62,6 +62,9 @@ pub struct GateReport {
     /// What the detailed log holds beyond the findings.
     #[serde(skip)]
     pub detail: Vec<String>,
+    /// What part of the gate ran, when not all of it did.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub scope: Option<&'static str>,
 }
 
 fn serialize_millis<S: serde::Serializer>(
@@ -81,7 +84,7 @@ impl GateReport {
     ) -> GateReport {
         let failed = findings.iter().any(|finding| finding.severity == Severity::Error);
         let status = if failed { Status::Failed } else { Status::Passed };
-        GateReport { gate, status, findings, duration, detail }
+        GateReport { gate, status, findings, duration, detail, scope: None }
     }
 
     pub fn not_computed(gate: Gate, reason: impl Into<String>, duration: Duration) -> GateReport {
@@ -91,6 +94,7 @@ impl GateReport {
             findings: Vec::new(),
             duration,
             detail: Vec::new(),
+            scope: None,
         }
     }
 
@@ -101,6 +105,7 @@ impl GateReport {
             findings: Vec::new(),
             duration: Duration::ZERO,
             detail: Vec::new(),
+            scope: None,
         }
     }
 }

@@ -71,7 +71,7 @@ fn check_networks(
             findings.push(
                 Finding::new(
                     Rule::UnknownNetwork,
-                    contract.location.clone(),
+                    contract.networks_location.clone(),
                     format!("contract of `{}` names network `{network}`, which the Compose file does not define", service.name),
                     format!("define `{network}` under the top-level `networks:` of the Compose file, or fix the contract"),
                 )
@@ -96,7 +96,7 @@ fn check_networks(
                 Rule::NetworkMismatch,
                 location,
                 format!("`{}` is attached to network `{extra}`, which its contract does not list", service.name),
-                format!("remove `{extra}` from the service's `networks:`, or add it to the contract's `networks` at {}", contract.location),
+                format!("remove `{extra}` from the service's `networks:`, or add it to the contract's `networks` at {}", contract.networks_location.relative_to(&mesh.root)),
             )
             .service(&service.name),
         );
@@ -316,7 +316,15 @@ fn target_listens(mesh: &Mesh, target: &Service, port: u16) -> bool {
 
 fn check_internal_networks(mesh: &Mesh, findings: &mut Vec<Finding>) {
     for (name, policy) in &mesh.config.networks {
-        let Some(network) = mesh.project.networks.get(name) else { continue };
+        let Some(network) = mesh.project.networks.get(name) else {
+            findings.push(Finding::new(
+                Rule::UnknownNetwork,
+                policy.location.clone(),
+                format!("meshgate.toml describes network `{name}`, which the Compose file does not define"),
+                format!("fix the name in `[networks.{name}]`, or define `{name}` under the Compose file's `networks:`"),
+            ));
+            continue;
+        };
         if policy.internal && !network.internal && !network.external {
             findings.push(Finding::new(
                 Rule::NetworkNotInternal,
@@ -353,7 +361,11 @@ fn check_port_conflicts(project: &Project, findings: &mut Vec<Finding>) {
                         b.location.clone(),
                         format!(
                             "`{}` publishes {} which clashes with {} of `{}` at {}",
-                            service_b.name, b.raw, a.raw, service_a.name, a.location
+                            service_b.name,
+                            b.raw,
+                            a.raw,
+                            service_a.name,
+                            a.location.relative_to(&project.project_dir)
                         ),
                         "publish on another host port, or bind each to a different address",
                     )
@@ -390,12 +402,19 @@ fn check_least_privilege(mesh: &Mesh, findings: &mut Vec<Finding>) {
             let networks_a = service_networks(a);
             let networks_b = service_networks(b);
             let Some(shared) = networks_a.intersection(&networks_b).next() else { continue };
-            // Point at the later of the two attachments: that is the line that opened the path.
-            let location = b
+            // Point at the attachment that breaks its own contract, if one does; otherwise at
+            // the later of the two.
+            let outside_contract = |service: &Service| {
+                mesh.contracts
+                    .get(&service.name)
+                    .is_some_and(|c| !c.networks.iter().any(|n| n == shared))
+            };
+            let culprit = if outside_contract(a) && !outside_contract(b) { a } else { b };
+            let location = culprit
                 .networks
                 .iter()
                 .find(|n| n.name == *shared)
-                .map_or_else(|| b.location.clone(), |n| n.location.clone());
+                .map_or_else(|| culprit.location.clone(), |n| n.location.clone());
             findings.push(
                 Finding::new(
                     Rule::UndeclaredReachability,
@@ -403,7 +422,7 @@ fn check_least_privilege(mesh: &Mesh, findings: &mut Vec<Finding>) {
                     format!("`{}` and `{}` share network `{shared}` but neither contract declares an edge between them", a.name, b.name),
                     format!("move one of them off `{shared}`, or declare the edge in `talks_to`; set `policy.least_privilege = false` in meshgate.toml to allow shared networks"),
                 )
-                .service(&b.name),
+                .service(&culprit.name),
             );
         }
     }

@@ -83,6 +83,7 @@ pub async fn wait_for_health(
     let mut outcome = Outcome::default();
 
     loop {
+        crate::teardown::ensure_not_interrupted()?;
         let mut waiting = Vec::new();
         let mut findings = Vec::new();
         let containers = docker::project_containers(docker, project).await?;
@@ -173,12 +174,22 @@ fn service_location(mesh: &Mesh, name: &str) -> Location {
     mesh.project.services.get(name).map(|service| service.location.clone()).unwrap_or_default()
 }
 
+/// Where a health finding points: the service's `healthcheck:` when the Compose file has one
+/// (the image's HEALTHCHECK applies otherwise), else the service.
+fn healthcheck_location(mesh: &Mesh, name: &str) -> Location {
+    let service = mesh.project.services.get(name);
+    match service.and_then(|service| service.healthcheck.as_ref()) {
+        Some(healthcheck) => healthcheck.location.clone(),
+        None => service_location(mesh, name),
+    }
+}
+
 fn timeout_finding(mesh: &Mesh, name: &str, budget: Duration) -> Finding {
     Finding::new(
         Rule::HealthTimeout,
-        service_location(mesh, name),
+        healthcheck_location(mesh, name),
         format!("`{name}` did not become healthy within {}", humantime::format_duration(budget)),
-        "look at its log under logs/services/, or run with --keep-up and `docker compose logs`",
+        "read its log under logs/services/, or rerun with --keep-up and use the `logs` command it prints",
     )
     .service(name)
 }
@@ -211,11 +222,12 @@ fn judge(
         last_health_output: last_output.as_ref().map(|(_, output)| output.clone()),
         time_to_healthy_ms: None,
     };
-    let location = service_location(mesh, name);
     let fail = |rule: Rule, message: String, remedy: &str| {
-        Judgement::Failed(Box::new(
-            Finding::new(rule, location.clone(), message, remedy).service(name),
-        ))
+        let location = match rule {
+            Rule::Exited => service_location(mesh, name),
+            _ => healthcheck_location(mesh, name),
+        };
+        Judgement::Failed(Box::new(Finding::new(rule, location, message, remedy).service(name)))
     };
 
     let running = state.running.unwrap_or_default();

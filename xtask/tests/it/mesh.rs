@@ -103,3 +103,65 @@ fn integration_clean_removes_what_a_killed_run_left() {
     assert!(stderr(&output).contains(&project), "{}", stderr(&output));
     assert_eq!(leftovers(&project), 0);
 }
+
+/// Starts a health run, interrupts it with `signal` once its containers exist, and checks
+/// the exit code and that nothing of the run is left.
+fn interrupt_mid_run(name: &str, signal: &str, expected_code: i32) {
+    use std::io::BufRead as _;
+
+    let dir = mesh_variant(name, |compose| compose);
+    let config = dir.join("meshgate.toml");
+    #[allow(clippy::disallowed_methods, reason = "the test needs the child's pid to signal it")]
+    let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_xtask"))
+        .args(["gates", "service-health", "--config", config.to_str().unwrap()])
+        .current_dir(crate::support::repo_root())
+        .env("CARGO_MANIFEST_DIR", crate::support::repo_root().join("xtask"))
+        .env("NO_COLOR", "1")
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+
+    // The project name is announced before `compose up` starts.
+    let mut stderr = std::io::BufReader::new(child.stderr.take().unwrap());
+    let mut transcript = String::new();
+    let project = loop {
+        let mut line = String::new();
+        assert!(stderr.read_line(&mut line).unwrap() > 0, "the run ended early:\n{transcript}");
+        transcript.push_str(&line);
+        if let Some(project) = line.trim().strip_prefix("Starting mesh as compose project ") {
+            break project.to_owned();
+        }
+    };
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
+    while leftovers(&project) == 0 {
+        assert!(std::time::Instant::now() < deadline, "no resource of {project} appeared");
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    }
+
+    #[allow(clippy::disallowed_methods, reason = "sending the signal under test")]
+    let sent = std::process::Command::new("kill")
+        .args([signal, &child.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(sent.success());
+    let status = child.wait().unwrap();
+    let mut rest = String::new();
+    std::io::Read::read_to_string(&mut stderr, &mut rest).unwrap();
+    transcript.push_str(&rest);
+    assert_eq!(status.code(), Some(expected_code), "{transcript}");
+    assert_eq!(leftovers(&project), 0, "{signal} left resources of {project}:\n{transcript}");
+}
+
+#[test]
+fn integration_sigint_mid_run_removes_everything() {
+    if docker_or_skip("integration_sigint_mid_run_removes_everything") {
+        interrupt_mid_run("sigint", "-INT", 130);
+    }
+}
+
+#[test]
+fn integration_sigterm_mid_run_removes_everything() {
+    if docker_or_skip("integration_sigterm_mid_run_removes_everything") {
+        interrupt_mid_run("sigterm", "-TERM", 143);
+    }
+}

@@ -4,7 +4,9 @@ use crate::support::{mesh_variant, repo_root, stderr, temp_dir, xtask};
 
 #[test]
 fn reference_mesh_has_no_static_findings() {
-    let output = xtask(&["gates", "--static", "--json"]);
+    let dir = mesh_variant("static-reference", |compose| compose);
+    let config = dir.join("meshgate.toml");
+    let output = xtask(&["gates", "--static", "--json", "--config", config.to_str().unwrap()]);
     assert_eq!(output.status.code(), Some(0), "{}", stderr(&output));
     let report: serde_json::Value = serde_json::from_slice(&output.stdout).unwrap();
     let findings: usize = report["gates"]
@@ -33,7 +35,11 @@ fn gateway_on_the_data_network_fails_at_the_compose_line() {
         .unwrap()
         + 1;
     assert!(stderr.contains("network/network-mismatch"), "{stderr}");
-    assert!(stderr.contains(&format!("compose.yaml:{line}:")), "expected line {line}: {stderr}");
+    assert_eq!(
+        stderr.matches(&format!("compose.yaml:{line}:")).count(),
+        2,
+        "both findings point at the edited line {line}: {stderr}"
+    );
     assert!(
         stderr.contains("network/undeclared-reachability"),
         "gateway and ledger share `data`: {stderr}"
@@ -67,7 +73,13 @@ fn bad_configuration_exits_2_naming_file_and_line() {
     let stderr = stderr(&output);
     assert_eq!(output.status.code(), Some(2), "{stderr}");
     assert!(stderr.contains("meshgate.toml:3") && stderr.contains("frobnicate"), "{stderr}");
-    assert!(!dir.join("logs/report.json").exists(), "no report for a run that could not start");
+    // The report says so, rather than an earlier run's report standing in for this one.
+    let report: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(dir.join("logs/report.json")).unwrap())
+            .unwrap();
+    assert_eq!(report["verdict"], "error");
+    assert_eq!(report["exit_code"], 2);
+    assert!(report["error"].as_str().unwrap().contains("frobnicate"), "{report}");
 }
 
 #[test]
@@ -96,4 +108,22 @@ fn discover_prints_every_contract() {
         services.as_array().unwrap().iter().map(|s| s["service"].as_str().unwrap()).collect();
     assert_eq!(names, ["catalog", "gateway", "ledger", "orders"]);
     assert!(repo_root().join("services/ledger/Dockerfile").is_file());
+}
+
+#[test]
+fn a_network_meshgate_toml_misnames_is_a_finding_at_its_line() {
+    let dir = mesh_variant("misnamed-network", |compose| compose);
+    let config = dir.join("meshgate.toml");
+    let text =
+        std::fs::read_to_string(&config).unwrap().replace("[networks.data]", "[networks.dta]");
+    std::fs::write(&config, &text).unwrap();
+    let line = text.lines().position(|line| line == "[networks.dta]").unwrap() + 1;
+    let output = xtask(&["gates", "--static", "--config", config.to_str().unwrap()]);
+    let stderr = stderr(&output);
+    assert_eq!(output.status.code(), Some(1), "{stderr}");
+    assert!(
+        stderr.contains("network/unknown-network")
+            && stderr.contains(&format!("meshgate.toml:{line}:")),
+        "{stderr}"
+    );
 }
