@@ -12,9 +12,9 @@ fn forwards_catalog_paths_and_rejects_unknown_ones() {
     let catalog_url = runtime
         .block_on(meshkit::server::spawn_on_loopback("catalog", Vec::new(), catalog::routes))
         .unwrap();
-    let dead = format!("http://127.0.0.1:{}", meshkit::testing::free_port().unwrap());
+    let dead = meshkit::testing::DEAD_URL;
     let service =
-        ServiceProcess::start(BINARY, &[("CATALOG_URL", &catalog_url), ("ORDERS_URL", &dead)])
+        ServiceProcess::start(BINARY, &[("CATALOG_URL", &catalog_url), ("ORDERS_URL", dead)])
             .unwrap();
 
     let (status, body) = http_get(&format!("{}/catalog/products/kb-01", service.base_url)).unwrap();

@@ -149,8 +149,10 @@ async fn serve(
     let listener = tokio::net::TcpListener::bind(address)
         .await
         .with_context(|| format!("failed to listen on {address}"))?;
-    let service = Arc::new(service);
-    service.logger.info("listening", &[("port", json!(service.port))]);
+    // `PORT=0` asks the kernel for a free port; the log line names the one it chose.
+    let port = listener.local_addr().context("listener has no address")?.port();
+    let service = Arc::new(Service { port, ..service });
+    service.logger.info("listening", &[("port", json!(port))]);
 
     let logger = service.logger.clone();
     axum::serve(listener, router(service, routes))

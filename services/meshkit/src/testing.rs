@@ -1,46 +1,61 @@
 //! Helpers for the services' integration tests: run a service binary as a real process.
 
-use std::io::Read;
-use std::process::{Child, Command, ExitStatus, Stdio};
-use std::time::{Duration, Instant};
+use std::io::{BufRead, BufReader, Read};
+use std::process::{Child, ChildStdout, Command, ExitStatus, Stdio};
+use std::time::Duration;
 
 use anyhow::Context as _;
 
 /// A service binary running on a loopback port, stopped (SIGKILL) when dropped.
 pub struct ServiceProcess {
     child: Child,
+    stdout: BufReader<ChildStdout>,
+    /// What the service logged before it reported its port.
+    logged: String,
     pub port: u16,
     pub base_url: String,
 }
 
 impl ServiceProcess {
-    /// Starts `binary serve` on a free port with `envs` and waits until `/healthz` answers.
+    /// Starts `binary serve` with `envs` on a port the kernel picks, and returns once the
+    /// service has logged that it listens.
+    ///
+    /// The port comes from the service itself (`PORT=0`): probing a port picked in advance
+    /// can connect the probe to itself and report a service that is not there.
     pub fn start(binary: &str, envs: &[(&str, &str)]) -> anyhow::Result<ServiceProcess> {
-        let port = free_port()?;
         // Tests own this process directly; the workspace's process wrapper lives in xtask.
         #[allow(clippy::disallowed_methods)]
         let mut command = Command::new(binary);
         command
             .arg("serve")
-            .env("PORT", port.to_string())
+            .env("PORT", "0")
             .envs(envs.iter().copied())
             .stdout(Stdio::piped())
             .stderr(Stdio::inherit());
-        let child = command.spawn().with_context(|| format!("failed to start {binary}"))?;
-        let process = ServiceProcess { child, port, base_url: format!("http://127.0.0.1:{port}") };
-        process.wait_until_listening()?;
-        Ok(process)
-    }
-
-    fn wait_until_listening(&self) -> anyhow::Result<()> {
-        let deadline = Instant::now() + Duration::from_secs(10);
-        while Instant::now() < deadline {
-            if std::net::TcpStream::connect(("127.0.0.1", self.port)).is_ok() {
-                return Ok(());
+        let mut child = command.spawn().with_context(|| format!("failed to start {binary}"))?;
+        let stdout = child.stdout.take().context("the service's stdout is not piped")?;
+        let mut stdout = BufReader::new(stdout);
+        let mut logged = String::new();
+        let port = loop {
+            let mut line = String::new();
+            let read = stdout.read_line(&mut line).context("failed to read the service's log")?;
+            if read == 0 {
+                let _ = child.kill();
+                let status = child.wait().context("failed to wait for the service")?;
+                anyhow::bail!("{binary} exited ({status}) before listening; it logged:\n{logged}");
             }
-            std::thread::sleep(Duration::from_millis(20));
-        }
-        anyhow::bail!("service did not listen on port {} within 10 s", self.port)
+            logged.push_str(&line);
+            if let Some(port) = listening_port(&line) {
+                break port;
+            }
+        };
+        Ok(ServiceProcess {
+            child,
+            stdout,
+            logged,
+            port,
+            base_url: format!("http://127.0.0.1:{port}"),
+        })
     }
 
     /// Runs `binary healthcheck` against this process and returns its exit status.
@@ -64,10 +79,8 @@ impl ServiceProcess {
             .context("failed to run kill")?;
         anyhow::ensure!(sent.success(), "kill -TERM failed");
         let status = self.child.wait().context("failed to wait for the service")?;
-        let mut output = String::new();
-        if let Some(mut stdout) = self.child.stdout.take() {
-            stdout.read_to_string(&mut output).context("failed to read the service's output")?;
-        }
+        let mut output = std::mem::take(&mut self.logged);
+        self.stdout.read_to_string(&mut output).context("failed to read the service's output")?;
         Ok((status, output))
     }
 }
@@ -79,11 +92,18 @@ impl Drop for ServiceProcess {
     }
 }
 
-/// A port that was free a moment ago.
-pub fn free_port() -> anyhow::Result<u16> {
-    let listener = std::net::TcpListener::bind(("127.0.0.1", 0)).context("no free port")?;
-    Ok(listener.local_addr().context("listener has no address")?.port())
+/// The port of a `listening` log line.
+fn listening_port(line: &str) -> Option<u16> {
+    let event: serde_json::Value = serde_json::from_str(line).ok()?;
+    if event["message"] != "listening" {
+        return None;
+    }
+    event["port"].as_u64().and_then(|port| u16::try_from(port).ok())
 }
+
+/// A URL where nothing answers: port 1 on loopback is privileged, so no unprivileged
+/// service holds it, and outside the ephemeral range, so a connection cannot meet itself.
+pub const DEAD_URL: &str = "http://127.0.0.1:1";
 
 /// A blocking HTTP GET for tests, so they need no async runtime of their own.
 pub fn http_get(url: &str) -> anyhow::Result<(u16, String)> {

@@ -73,9 +73,9 @@ fn refuses_unknown_items_and_empty_orders() {
 #[test]
 fn is_not_ready_and_answers_502_while_ledger_is_down() {
     let (_runtime, catalog_url, _ledger_url) = start_dependencies("down");
-    let dead = format!("http://127.0.0.1:{}", meshkit::testing::free_port().unwrap());
+    let dead = meshkit::testing::DEAD_URL;
     let service =
-        ServiceProcess::start(BINARY, &[("CATALOG_URL", &catalog_url), ("LEDGER_URL", &dead)])
+        ServiceProcess::start(BINARY, &[("CATALOG_URL", &catalog_url), ("LEDGER_URL", dead)])
             .unwrap();
     let (status, body) = http_get(&format!("{}/readyz", service.base_url)).unwrap();
     assert_eq!(status, 503);
