@@ -97,7 +97,7 @@ fn yes() -> bool {
 #[serde(deny_unknown_fields)]
 struct GatesRaw {
     #[serde(default)]
-    network_contracts: GateRaw,
+    network_contracts: NetworkGateRaw,
     #[serde(default)]
     service_health: HealthRaw,
     #[serde(default)]
@@ -110,6 +110,14 @@ struct GatesRaw {
 #[serde(deny_unknown_fields)]
 struct GateRaw {
     mode: Option<Mode>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct NetworkGateRaw {
+    mode: Option<Mode>,
+    /// How long one connect probe may take before it counts as not connected.
+    probe_timeout: Option<Spanned<String>>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -160,6 +168,8 @@ pub struct Config {
     pub external: BTreeMap<String, Contract>,
     pub gate_modes: BTreeMap<&'static str, Mode>,
     pub health_timeout: Duration,
+    /// The budget of one runtime connect probe.
+    pub probe_timeout: Duration,
     pub service_health_timeouts: BTreeMap<String, Duration>,
     pub coverage_lines: f64,
 }
@@ -246,6 +256,8 @@ fn validate(raw: Raw, file: &Path, text: &str, root: &Path) -> anyhow::Result<Co
         },
     };
     let health_timeout = parse_timeout(&raw.gates.service_health.timeout, Duration::from_secs(300));
+    let probe_timeout =
+        parse_timeout(&raw.gates.network_contracts.probe_timeout, Duration::from_secs(2));
     let mut service_health_timeouts = BTreeMap::new();
     for (service, settings) in &raw.gates.service_health.services {
         if settings.timeout.is_some() {
@@ -314,6 +326,7 @@ fn validate(raw: Raw, file: &Path, text: &str, root: &Path) -> anyhow::Result<Co
         external,
         gate_modes,
         health_timeout,
+        probe_timeout,
         service_health_timeouts,
         coverage_lines,
     })

@@ -78,6 +78,14 @@ rules! {
     PortConflict = ("network/port-conflict", Error),
     /// An unquoted HOST:CONTAINER port that YAML 1.1 readers take for a base-60 number.
     UnquotedPort = ("network/unquoted-port", Warning),
+    /// A container is attached to other networks than its contract lists (engine inspect).
+    RuntimeAttachment = ("network/runtime-attachment", Error),
+    /// A declared edge did not connect between the running containers.
+    EdgeRefused = ("network/edge-refused", Error),
+    /// A connection no contract allows succeeded between the running containers.
+    ForbiddenConnects = ("network/forbidden-connects", Error),
+    /// A connection probe could not run, so the edge is unproven either way.
+    ProbeError = ("network/probe-error", Error),
     /// A service did not become healthy.
     Unhealthy = ("health/unhealthy", Error),
     /// A container exited or restarted while the mesh came up.

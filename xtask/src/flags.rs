@@ -50,6 +50,9 @@ pub struct RunFlags {
     /// Run only what needs no Docker and no test run (what the pre-commit hook runs).
     #[arg(long = "static")]
     pub static_only: bool,
+    /// Skip the static network checks and judge the running mesh only.
+    #[arg(long, conflicts_with = "static_only")]
+    pub runtime_only: bool,
     /// The enforcement mode, overriding meshgate.toml.
     #[arg(long, value_enum)]
     pub mode: Option<Mode>,
@@ -72,6 +75,7 @@ impl RunFlags {
     pub fn merge(self, other: RunFlags) -> RunFlags {
         RunFlags {
             static_only: self.static_only || other.static_only,
+            runtime_only: self.runtime_only || other.runtime_only,
             mode: self.mode.or(other.mode),
             strict: self.strict || other.strict,
             keep_up: self.keep_up || other.keep_up,

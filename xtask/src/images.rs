@@ -18,6 +18,13 @@ use crate::process::ProcessBuilder;
 /// The image label holding the digest of the context an image was built from.
 pub const DIGEST_LABEL: &str = "dev.meshgate.context-digest";
 
+/// The probe's package and binary (see `probe/`), built with the services.
+pub const PROBE: &str = "meshgate-probe";
+/// Where the probe's crate and Dockerfile live, relative to the repository.
+const PROBE_DIR: &str = "probe";
+/// The probe image's repository; the tag is a content digest.
+const PROBE_REPOSITORY: &str = "meshgate/probe";
+
 /// Variables that would turn the service build into an instrumented (coverage) build.
 const COVERAGE_ENV: &[&str] = &[
     "RUSTC_WRAPPER",
@@ -73,6 +80,7 @@ pub fn build_binaries(mesh: &Mesh) -> anyhow::Result<PathBuf> {
             command = command.args(["--package", &package.name, "--bin", &package.binary]);
         }
     }
+    command = command.args(["--package", PROBE, "--bin", PROBE]);
     let output = command.output()?;
     if !output.status.success() {
         return Err(command.failure(&output)).context("failed to build the service binaries");
@@ -80,13 +88,21 @@ pub fn build_binaries(mesh: &Mesh) -> anyhow::Result<PathBuf> {
     Ok(mesh.root.join("target").join(triple).join("release"))
 }
 
-/// Builds (or keeps) the image of every crate service.
+/// What `build_images` made ready.
+#[derive(Clone, Debug)]
+pub struct Images {
+    pub services: Vec<BuiltImage>,
+    /// The probe image's tag.
+    pub probe: String,
+}
+
+/// Builds (or keeps) the image of every crate service, and the probe's.
 pub async fn build_images(
     docker: &Docker,
     mesh: &Mesh,
     binaries: &Path,
     revision: &str,
-) -> anyhow::Result<Vec<BuiltImage>> {
+) -> anyhow::Result<Images> {
     // One build at a time per repository: a concurrent run then finds the image already
     // built from the same context instead of retagging it under a running mesh.
     let state = mesh.root.join(".meshgate");
@@ -112,55 +128,85 @@ pub async fn build_images(
         let context = context_tar(&package.manifest_dir, &binary, &package.binary)?;
         let digest =
             crate::tools::hex(&Sha256::digest([context.as_slice(), revision.as_bytes()].concat()));
-
-        if let Ok(existing) = docker.inspect_image(&tag).await {
-            let labels = existing.config.and_then(|config| config.labels).unwrap_or_default();
-            if labels.get(DIGEST_LABEL) == Some(&digest) {
-                built.push(BuiltImage {
-                    service: contract.service.clone(),
-                    tag,
-                    rebuilt: false,
-                    size_bytes: existing.size,
-                });
-                continue;
-            }
-        }
-        crate::term::status("Building", &format!("image {tag}"));
-        let labels = HashMap::from([(DIGEST_LABEL.to_owned(), digest)]);
         let build_args = HashMap::from([("REVISION".to_owned(), revision.to_owned())]);
-        let options = BuildImageOptionsBuilder::default()
-            .dockerfile("Dockerfile")
-            .t(&tag)
-            .rm(true)
-            .forcerm(true)
-            .labels(&labels)
-            .buildargs(&build_args)
-            .build();
-        let mut stream =
-            docker.build_image(options, None, Some(bollard::body_full(context.into())));
-        let mut transcript = String::new();
-        while let Some(message) = stream.next().await {
-            let message = message.with_context(|| format!("failed to build image {tag}"))?;
-            if let Some(detail) = message.error_detail {
-                anyhow::bail!(
-                    "failed to build image {tag} from {}: {}\n{transcript}",
-                    package.manifest_dir.join("Dockerfile").display(),
-                    detail.message.unwrap_or_default()
-                );
-            }
-            if let Some(line) = message.stream {
-                transcript.push_str(&line);
-            }
-        }
-        let size = docker.inspect_image(&tag).await.ok().and_then(|image| image.size);
-        built.push(BuiltImage {
-            service: contract.service.clone(),
-            tag,
-            rebuilt: true,
-            size_bytes: size,
-        });
+        let dockerfile = package.manifest_dir.join("Dockerfile");
+        let (rebuilt, size_bytes) =
+            ensure_image(docker, &tag, context, digest, &build_args, &dockerfile).await?;
+        built.push(BuiltImage { service: contract.service.clone(), tag, rebuilt, size_bytes });
     }
-    Ok(built)
+    let probe = build_probe_image(docker, &mesh.root, binaries).await?;
+    Ok(Images { services: built, probe })
+}
+
+/// Builds `tag` from `context` unless an image of that tag was built from the same `digest`;
+/// returns whether it was (re)built, and its size.
+async fn ensure_image(
+    docker: &Docker,
+    tag: &str,
+    context: Vec<u8>,
+    digest: String,
+    build_args: &HashMap<String, String>,
+    dockerfile: &Path,
+) -> anyhow::Result<(bool, Option<i64>)> {
+    if let Ok(existing) = docker.inspect_image(tag).await {
+        let labels = existing.config.and_then(|config| config.labels).unwrap_or_default();
+        if labels.get(DIGEST_LABEL) == Some(&digest) {
+            return Ok((false, existing.size));
+        }
+    }
+    crate::term::status("Building", &format!("image {tag}"));
+    let labels = HashMap::from([(DIGEST_LABEL.to_owned(), digest)]);
+    let options = BuildImageOptionsBuilder::default()
+        .dockerfile("Dockerfile")
+        .t(tag)
+        .rm(true)
+        .forcerm(true)
+        .labels(&labels)
+        .buildargs(build_args)
+        .build();
+    let mut stream = docker.build_image(options, None, Some(bollard::body_full(context.into())));
+    let mut transcript = String::new();
+    while let Some(message) = stream.next().await {
+        let message = message.with_context(|| format!("failed to build image {tag}"))?;
+        if let Some(detail) = message.error_detail {
+            anyhow::bail!(
+                "failed to build image {tag} from {}: {}\n{transcript}",
+                dockerfile.display(),
+                detail.message.unwrap_or_default()
+            );
+        }
+        if let Some(line) = message.stream {
+            transcript.push_str(&line);
+        }
+    }
+    let size = docker.inspect_image(tag).await.ok().and_then(|image| image.size);
+    Ok((true, size))
+}
+
+/// The probe's image, tagged by the digest of what it holds so that checkouts with different
+/// probes never retag each other's; probe images of other digests are removed when unused.
+async fn build_probe_image(
+    docker: &Docker,
+    root: &Path,
+    binaries: &Path,
+) -> anyhow::Result<String> {
+    let dir = root.join(PROBE_DIR);
+    let context = context_tar(&dir, &binaries.join(PROBE), PROBE)?;
+    let digest = crate::tools::hex(&Sha256::digest(&context));
+    let tag = format!("{PROBE_REPOSITORY}:{}", &digest[..16]);
+    ensure_image(docker, &tag, context, digest, &HashMap::new(), &dir.join("Dockerfile")).await?;
+
+    let filters = HashMap::from([("reference".to_owned(), vec![PROBE_REPOSITORY.to_owned()])]);
+    let options =
+        bollard::query_parameters::ListImagesOptionsBuilder::default().filters(&filters).build();
+    let images = docker.list_images(Some(options)).await.unwrap_or_default();
+    for stale in images.iter().flat_map(|image| &image.repo_tags).filter(|other| **other != tag) {
+        // An image a running probe (of another checkout) uses stays; removal is best effort.
+        let _ = docker
+            .remove_image(stale, None::<bollard::query_parameters::RemoveImageOptions>, None)
+            .await;
+    }
+    Ok(tag)
 }
 
 /// The build context: the crate directory minus `.dockerignore` matches, plus the binary.

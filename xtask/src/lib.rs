@@ -104,6 +104,7 @@ fn try_main(flags: flags::Xtask) -> anyhow::Result<u8> {
             let options = pipeline::Options {
                 gates: gate_list,
                 static_only: run.static_only,
+                runtime_only: run.runtime_only,
                 keep_up: run.keep_up,
                 mode: if run.strict { Some(Mode::Strict) } else { run.mode },
                 json: run.json,

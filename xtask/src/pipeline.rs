@@ -11,7 +11,7 @@ use anyhow::Context as _;
 use crate::config::{self, Mode};
 use crate::discover::{self, Mesh};
 use crate::docker;
-use crate::gates::{Gate, GateReport, network_contracts, service_health};
+use crate::gates::{Gate, GateReport, network_contracts, network_runtime, service_health};
 use crate::report::{self, Report};
 use crate::teardown::{self, Teardown, TeardownGuard};
 use crate::term;
@@ -22,6 +22,8 @@ use crate::tools;
 pub struct Options {
     pub gates: Vec<Gate>,
     pub static_only: bool,
+    /// Skip the static network checks: judge the running mesh only.
+    pub runtime_only: bool,
     pub keep_up: bool,
     pub mode: Option<Mode>,
     pub json: bool,
@@ -90,15 +92,14 @@ fn run_gates(
 
     // Static gates: no Docker, no test run.
     let clock = Instant::now();
-    let static_findings = network_contracts::check_static(&mesh);
-    let mut network_static = GateReport::from_findings(
+    let static_findings =
+        if options.runtime_only { Vec::new() } else { network_contracts::check_static(&mesh) };
+    let network_static = GateReport::from_findings(
         Gate::NetworkContracts,
         static_findings,
         clock.elapsed(),
         static_detail(&mesh),
     );
-    // FIXME: the runtime half (connect probes between running containers) is not built yet.
-    network_static.scope = Some("static checks only");
 
     let mut report = Report {
         schema_version: report::REPORT_SCHEMA_VERSION,
@@ -117,11 +118,10 @@ fn run_gates(
     let needs_mesh =
         !options.static_only && (selected(Gate::ServiceHealth) || selected(Gate::NetworkContracts));
     let network_failed = network_static.status == crate::gates::Status::Failed;
-    if selected(Gate::NetworkContracts) {
-        reports.push(network_static);
-    }
+    let mut network = network_static;
     if needs_mesh && network_failed {
         term::warn("the static network contracts fail: the mesh is not started");
+        network.scope = Some("static checks only: the mesh was not started");
         if selected(Gate::ServiceHealth) {
             reports.push(GateReport::not_computed(
                 Gate::ServiceHealth,
@@ -130,12 +130,19 @@ fn run_gates(
             ));
         }
     } else if needs_mesh {
-        let health = run_mesh(root, logs, &mesh, options, &mut report)?;
+        let (health, runtime) = run_mesh(root, logs, &mesh, options, &mut report)?;
+        network = combine_network(network, runtime, options.runtime_only);
         if selected(Gate::ServiceHealth) {
             reports.push(health);
         }
-    } else if selected(Gate::ServiceHealth) {
-        reports.push(GateReport::skipped(Gate::ServiceHealth, "--static"));
+    } else {
+        network.scope = Some("static checks only");
+        if selected(Gate::ServiceHealth) {
+            reports.push(GateReport::skipped(Gate::ServiceHealth, "--static"));
+        }
+    }
+    if selected(Gate::NetworkContracts) {
+        reports.insert(0, network);
     }
     for gate in [Gate::ArtifactHygiene, Gate::Coverage] {
         if selected(gate) {
@@ -154,6 +161,9 @@ fn run_gates(
     report.verdict = verdict;
     report.exit_code = exit_code;
     report::write_all(logs, &report, root)?;
+    for gate in report.gates.iter().filter(|gate| !gate.matrix.is_empty()) {
+        term::block(&report::render_matrix(&gate.matrix));
+    }
     term::block(&report::render_table(&report.gates));
     if options.json {
         term::stdout(
@@ -189,14 +199,55 @@ fn static_detail(mesh: &Mesh) -> Vec<String> {
     detail
 }
 
-/// Builds, starts, waits for and tears down the mesh; returns the health gate's report.
+/// The network gate's runtime half: what it found, or why it could not run.
+type RuntimeResult = Result<(network_runtime::RuntimeOutcome, std::time::Duration), String>;
+
+/// The static report with the runtime half's findings, detail and matrix added.
+fn combine_network(
+    mut network: GateReport,
+    runtime: RuntimeResult,
+    runtime_only: bool,
+) -> GateReport {
+    match runtime {
+        Ok((outcome, duration)) => {
+            let mut findings = std::mem::take(&mut network.findings);
+            findings.extend(outcome.findings);
+            let mut detail = std::mem::take(&mut network.detail);
+            detail.extend(outcome.detail);
+            let mut combined = GateReport::from_findings(
+                Gate::NetworkContracts,
+                findings,
+                network.duration + duration,
+                detail,
+            );
+            combined.matrix = outcome.matrix;
+            combined.scope = runtime_only.then_some("runtime checks only");
+            combined
+        }
+        Err(reason) if network.status == crate::gates::Status::Failed => {
+            network.scope = Some("static checks only: runtime probes did not run");
+            network.detail.push(format!("runtime probes did not run: {reason}"));
+            network
+        }
+        Err(reason) => {
+            let mut not_computed =
+                GateReport::not_computed(Gate::NetworkContracts, reason, network.duration);
+            not_computed.findings = network.findings;
+            not_computed.detail = network.detail;
+            not_computed
+        }
+    }
+}
+
+/// Builds, starts, waits for and tears down the mesh; returns the health gate's report and
+/// the network gate's runtime half.
 fn run_mesh(
     root: &Path,
     logs: &Path,
     mesh: &Mesh,
     options: &Options,
     report: &mut Report,
-) -> anyhow::Result<GateReport> {
+) -> anyhow::Result<(GateReport, RuntimeResult)> {
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
@@ -220,8 +271,8 @@ fn run_mesh(
         &report.revision,
     ))?;
     drop(progress);
-    let rebuilt = images.iter().filter(|image| image.rebuilt).count();
-    term::status("Images", &format!("{} ready ({rebuilt} rebuilt)", images.len()));
+    let rebuilt = images.services.iter().filter(|image| image.rebuilt).count();
+    term::status("Images", &format!("{} ready ({rebuilt} rebuilt)", images.services.len()));
 
     let project = project_name();
     report.project = Some(project.clone());
@@ -259,6 +310,26 @@ fn run_mesh(
     }
     let duration = clock.elapsed();
 
+    // The network gate's runtime half, on the healthy mesh only.
+    let probed: RuntimeResult = if !options.gates.contains(&Gate::NetworkContracts) {
+        Err("not selected".into())
+    } else if !outcome.findings.is_empty() {
+        Err("the mesh did not become healthy".into())
+    } else {
+        teardown::ensure_not_interrupted()?;
+        let progress = term::Progress::start("probing connections between services");
+        let clock = Instant::now();
+        let checked = runtime.block_on(network_runtime::check(
+            &docker,
+            mesh,
+            &project,
+            &images.probe,
+            mesh.config.probe_timeout,
+        ))?;
+        drop(progress);
+        Ok((checked, clock.elapsed()))
+    };
+
     // Every service's output is kept; failures point at it.
     let logs_dir = logs.join("services");
     if let Err(error) = runtime.block_on(save_service_logs(&docker, &project, &logs_dir)) {
@@ -291,7 +362,8 @@ fn run_mesh(
         ));
     }
     drop(guard);
-    Ok(GateReport::from_findings(Gate::ServiceHealth, outcome.findings, duration, detail))
+    let health = GateReport::from_findings(Gate::ServiceHealth, outcome.findings, duration, detail);
+    Ok((health, probed))
 }
 
 /// Writes each container's output to `<dir>/<service>.log`.

@@ -124,6 +124,38 @@ pub fn render_table(gates: &[GateReport]) -> String {
     text
 }
 
+/// The network gate's connection matrix, for the terminal and the gate's log.
+pub fn render_matrix(matrix: &[crate::gates::network_runtime::Cell]) -> String {
+    use crate::gates::network_runtime::Expected;
+
+    let mut table = comfy_table::Table::new();
+    table.load_preset(comfy_table::presets::UTF8_FULL_CONDENSED);
+    table.set_header(["source", "target", "expected", "observed", "address", "latency"]);
+    for cell in matrix {
+        let expected = match cell.expected {
+            Expected::Connect => "connect",
+            Expected::Refuse => "refuse",
+            Expected::Incidental => "either (not judged)",
+        };
+        let verdict = match (cell.expected, cell.observed.as_str()) {
+            (_, "probe-error") => "probe error",
+            (Expected::Incidental, _) => "-",
+            (Expected::Connect, "connected") => "ok",
+            (Expected::Refuse, "connected") | (Expected::Connect, _) => "VIOLATION",
+            (Expected::Refuse, _) => "ok",
+        };
+        table.add_row([
+            cell.source.clone(),
+            format!("{}:{}", cell.target, cell.port),
+            expected.to_owned(),
+            format!("{} ({verdict})", cell.observed),
+            cell.address.clone().unwrap_or_default(),
+            format!("{:.1} ms", cell.latency_ms),
+        ]);
+    }
+    table.to_string()
+}
+
 /// Writes `path` through a temporary file and a rename, so readers never see half of it.
 pub fn write_atomically(path: &Path, contents: &[u8]) -> anyhow::Result<()> {
     if let Some(dir) = path.parent() {
@@ -150,6 +182,9 @@ pub fn write_all(logs: &Path, report: &Report, root: &Path) -> anyhow::Result<Ve
         );
         for line in &gate.detail {
             let _ = writeln!(text, "{line}");
+        }
+        if !gate.matrix.is_empty() {
+            let _ = writeln!(text, "\n{}\n", render_matrix(&gate.matrix));
         }
         for finding in &gate.findings {
             let _ = writeln!(

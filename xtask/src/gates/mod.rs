@@ -1,6 +1,7 @@
 //! The four gates and what each one reports.
 
 pub mod network_contracts;
+pub mod network_runtime;
 pub mod service_health;
 
 use std::time::Duration;
@@ -65,6 +66,9 @@ pub struct GateReport {
     /// What part of the gate ran, when not all of it did.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub scope: Option<&'static str>,
+    /// The network contracts gate's connection matrix: source × target → expected, observed.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub matrix: Vec<network_runtime::Cell>,
 }
 
 fn serialize_millis<S: serde::Serializer>(
@@ -84,7 +88,7 @@ impl GateReport {
     ) -> GateReport {
         let failed = findings.iter().any(|finding| finding.severity == Severity::Error);
         let status = if failed { Status::Failed } else { Status::Passed };
-        GateReport { gate, status, findings, duration, detail, scope: None }
+        GateReport { gate, status, findings, duration, detail, scope: None, matrix: Vec::new() }
     }
 
     pub fn not_computed(gate: Gate, reason: impl Into<String>, duration: Duration) -> GateReport {
@@ -95,6 +99,7 @@ impl GateReport {
             duration,
             detail: Vec::new(),
             scope: None,
+            matrix: Vec::new(),
         }
     }
 
@@ -106,6 +111,7 @@ impl GateReport {
             duration: Duration::ZERO,
             detail: Vec::new(),
             scope: None,
+            matrix: Vec::new(),
         }
     }
 }

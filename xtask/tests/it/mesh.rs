@@ -41,6 +41,37 @@ fn integration_reference_mesh_passes_and_leaves_nothing() {
             "{gate}: {logs:?}"
         );
     }
+    // The network gate proved the contracts on the running containers.
+    let network = &report["gates"][0];
+    assert_eq!(network["gate"], "network-contracts");
+    assert!(network.get("scope").is_none(), "both halves ran: {network:#}");
+    let observed = |source: &str, target: &str| {
+        let cell = network["matrix"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|cell| cell["source"] == source && cell["target"] == target)
+            .unwrap_or_else(|| panic!("no cell {source} -> {target}: {network:#}"));
+        (
+            cell["expected"].as_str().unwrap().to_owned(),
+            cell["observed"].as_str().unwrap().to_owned(),
+        )
+    };
+    for (source, target) in
+        [("gateway", "catalog"), ("gateway", "orders"), ("orders", "catalog"), ("orders", "ledger")]
+    {
+        assert_eq!(observed(source, target), ("connect".into(), "connected".into()));
+    }
+    for (source, target) in [("gateway", "ledger"), ("catalog", "ledger"), ("ledger", "gateway")] {
+        let (expected, seen) = observed(source, target);
+        assert_eq!(expected, "refuse");
+        assert!(seen != "connected" && seen != "probe-error", "{source} -> {target}: {seen}");
+    }
+    assert!(
+        stderr.contains("gateway") && stderr.contains("catalog:8080"),
+        "matrix shown: {stderr}"
+    );
+
     let catalog_log = std::fs::read_to_string(dir.join("logs/services/catalog.log")).unwrap();
     assert!(
         catalog_log.lines().any(|line| line.contains("\"message\":\"listening\"")),
@@ -164,4 +195,40 @@ fn integration_sigterm_mid_run_removes_everything() {
     if docker_or_skip("integration_sigterm_mid_run_removes_everything") {
         interrupt_mid_run("sigterm", "-TERM", 143);
     }
+}
+
+#[test]
+fn integration_gateway_on_the_data_network_fails_the_runtime_probe() {
+    if !docker_or_skip("integration_gateway_on_the_data_network_fails_the_runtime_probe") {
+        return;
+    }
+    let dir = mesh_variant("runtime-gateway-data", |compose| {
+        compose.replace("networks: [edge, backend]", "networks: [edge, backend, data]")
+    });
+    let config = dir.join("meshgate.toml");
+    let output = xtask(&[
+        "gates",
+        "network-contracts",
+        "--runtime-only",
+        "--config",
+        config.to_str().unwrap(),
+    ]);
+    let stderr = stderr(&output);
+    assert_eq!(output.status.code(), Some(1), "{stderr}");
+    let line = std::fs::read_to_string(dir.join("compose.yaml"))
+        .unwrap()
+        .lines()
+        .position(|line| line.contains("[edge, backend, data]"))
+        .unwrap()
+        + 1;
+    assert!(stderr.contains("network/forbidden-connects"), "{stderr}");
+    assert!(stderr.contains("`gateway` connected to `ledger`"), "{stderr}");
+    assert!(stderr.contains(&format!("compose.yaml:{line}:")), "points at line {line}: {stderr}");
+    assert!(stderr.contains("network/runtime-attachment"), "{stderr}");
+    assert!(!stderr.contains("network/network-mismatch"), "static checks were skipped: {stderr}");
+
+    let report = report_of(&dir);
+    assert_eq!(report["gates"][0]["scope"], "runtime checks only");
+    let project = report["project"].as_str().unwrap();
+    assert_eq!(leftovers(project), 0, "probe containers and the mesh are gone: {project}");
 }
