@@ -72,27 +72,32 @@ fn run_fixture(name: &str) -> Option<String> {
         .find(|gate| gate["gate"] == "network-contracts")
         .unwrap();
     let mut failing = false;
-    let mut found = BTreeSet::new();
+    // A list, not a set: a finding reported twice is one too many.
+    let mut found = Vec::new();
     for finding in gate["findings"].as_array().unwrap() {
         failing |= finding["severity"] == "error";
         let location = &finding["location"];
         let file = Path::new(location["file"].as_str().unwrap());
         let file = file.strip_prefix(&dir).unwrap_or(file);
-        found.insert(Expected {
+        found.push(Expected {
             rule: finding["rule"].as_str().unwrap().to_owned(),
             at: format!("{}:{}", file.display(), location["line"]),
         });
     }
-    let expected: BTreeSet<Expected> = expect.findings.into_iter().collect();
+    let mut expected = expect.findings;
+    found.sort();
+    expected.sort();
     let code = output.status.code();
     if found == expected && code == Some(i32::from(failing)) {
         return None;
     }
+    let (found, expected): (BTreeSet<Expected>, BTreeSet<Expected>) =
+        (found.into_iter().collect(), expected.into_iter().collect());
     let show = |set: &BTreeSet<Expected>| -> String {
         set.iter().map(|e| format!("\n    {} at {}", e.rule, e.at)).collect()
     };
     Some(format!(
-        "exit {code:?}\n  missing:{}\n  unexpected:{}\n{}",
+        "exit {code:?} (or a finding given twice)\n  missing:{}\n  unexpected:{}\n{}",
         show(&expected.difference(&found).cloned().collect()),
         show(&found.difference(&expected).cloned().collect()),
         stderr(&output)
