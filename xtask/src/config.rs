@@ -55,11 +55,22 @@ struct MeshRaw {
     profiles: Vec<String>,
     #[serde(default)]
     mode: Mode,
+    /// The Cargo workspace whose crates declare contracts; the repository when absent.
+    workspace: Option<Spanned<String>>,
+    /// Whether the workspace's crates carry contracts at all.
+    #[serde(default = "yes")]
+    crate_contracts: bool,
 }
 
 impl Default for MeshRaw {
     fn default() -> MeshRaw {
-        MeshRaw { compose_files: default_compose_files(), profiles: Vec::new(), mode: Mode::Strict }
+        MeshRaw {
+            compose_files: default_compose_files(),
+            profiles: Vec::new(),
+            mode: Mode::Strict,
+            workspace: None,
+            crate_contracts: true,
+        }
     }
 }
 
@@ -163,6 +174,10 @@ pub struct Config {
     pub compose_files: Vec<PathBuf>,
     pub profiles: Vec<String>,
     pub mode: Mode,
+    /// The Cargo workspace whose crates declare contracts; `None` for the repository.
+    pub workspace: Option<PathBuf>,
+    /// Whether to read contracts from the workspace's crates (`false`: meshgate.toml only).
+    pub crate_contracts: bool,
     pub networks: BTreeMap<String, NetworkPolicy>,
     pub least_privilege: bool,
     pub external: BTreeMap<String, Contract>,
@@ -241,6 +256,18 @@ fn validate(raw: Raw, file: &Path, text: &str, root: &Path) -> anyhow::Result<Co
         compose_files.push(path);
     }
 
+    let workspace = raw.mesh.workspace.as_ref().map(|dir| {
+        let path = root.join(dir.get_ref());
+        if !path.join("Cargo.toml").is_file() {
+            errors.push(InputError::new(
+                at(dir.span()),
+                format!("`mesh.workspace` folder `{}` holds no Cargo.toml", dir.get_ref()),
+                "name the folder of the Cargo workspace whose crates carry the contracts, relative to meshgate.toml",
+            ));
+        }
+        path
+    });
+
     let mut parse_timeout = |value: &Option<Spanned<String>>, default: Duration| match value {
         None => default,
         Some(value) => match crate::compose::parse_duration(value.get_ref()) {
@@ -306,6 +333,8 @@ fn validate(raw: Raw, file: &Path, text: &str, root: &Path) -> anyhow::Result<Co
         compose_files,
         profiles: raw.mesh.profiles,
         mode: raw.mesh.mode,
+        workspace,
+        crate_contracts: raw.mesh.crate_contracts,
         networks: raw
             .networks
             .into_iter()
@@ -367,6 +396,15 @@ mod tests {
         let error =
             parse_text("[mesh]\ncompose_files = [\"nope.yaml\"]\n").unwrap_err().to_string();
         assert!(error.contains(":2") && error.contains("does not exist"), "{error}");
+    }
+
+    #[test]
+    fn crate_contracts_come_from_the_named_workspace_or_none() {
+        let config = parse_text("[mesh]\ncrate_contracts = false\n").unwrap();
+        assert!(!config.crate_contracts);
+        assert_eq!(config.workspace, None);
+        let error = parse_text("[mesh]\nworkspace = \"no-such-folder\"\n").unwrap_err().to_string();
+        assert!(error.contains(":2") && error.contains("holds no Cargo.toml"), "{error}");
     }
 
     #[test]

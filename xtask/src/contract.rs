@@ -80,6 +80,9 @@ pub struct Contract {
     pub networks: Vec<String>,
     /// Where the contract lists its networks (the contract itself when it lists none).
     pub networks_location: Location,
+    /// Where each of `networks` is written, in the same order.
+    #[serde(skip)]
+    pub network_locations: Vec<Location>,
     pub talks_to: Vec<Edge>,
     pub aliases: Vec<String>,
     pub readiness: Option<String>,
@@ -88,6 +91,8 @@ pub struct Contract {
     /// Where the contract is written.
     pub location: Location,
     pub package: Option<Package>,
+    /// Inferred from the Compose file as it stands (`--infer-contracts`), not declared.
+    pub inferred: bool,
 }
 
 impl Contract {
@@ -180,6 +185,7 @@ impl Contract {
                 .networks
                 .first()
                 .map_or_else(|| location.clone(), |first| at(first.span())),
+            network_locations: raw.networks.iter().map(|network| at(network.span())).collect(),
             networks: raw.networks.into_iter().map(Spanned::into_inner).collect(),
             talks_to,
             aliases: raw.aliases,
@@ -188,6 +194,7 @@ impl Contract {
             coverage_lines,
             location,
             package: None,
+            inferred: false,
         })
     }
 }

@@ -35,7 +35,11 @@ pub fn discover(root: &Path, config: Config) -> anyhow::Result<Mesh> {
 
     let mut contracts = BTreeMap::new();
     let mut errors = Vec::new();
-    let crate_contracts = contract::load_crate_contracts(root)?;
+    let crate_contracts = match (&config.crate_contracts, &config.workspace) {
+        (false, _) => Vec::new(),
+        (true, Some(workspace)) => contract::load_crate_contracts(workspace)?,
+        (true, None) => contract::load_crate_contracts(root)?,
+    };
     for contract in crate_contracts.into_iter().chain(config.external.values().cloned()) {
         if let Some(first) = contracts.get(&contract.service) {
             let first: &Contract = first;

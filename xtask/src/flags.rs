@@ -27,6 +27,10 @@ pub enum Command {
         /// Use this meshgate.toml; its paths are relative to its folder.
         #[arg(long, value_name = "FILE")]
         config: Option<std::path::PathBuf>,
+        /// Print contracts inferred for the services that have none, as meshgate.toml
+        /// `[external.<name>]` tables, instead of the JSON.
+        #[arg(long)]
+        infer_contracts: bool,
     },
 }
 
@@ -68,6 +72,9 @@ pub struct RunFlags {
     /// Also print the report as JSON on stdout.
     #[arg(long)]
     pub json: bool,
+    /// Infer a contract from the Compose file for every service that declares none.
+    #[arg(long)]
+    pub infer_contracts: bool,
 }
 
 impl RunFlags {
@@ -81,6 +88,7 @@ impl RunFlags {
             keep_up: self.keep_up || other.keep_up,
             config: self.config.or(other.config),
             json: self.json || other.json,
+            infer_contracts: self.infer_contracts || other.infer_contracts,
         }
     }
 }

@@ -13,6 +13,7 @@ pub mod finding;
 pub mod flags;
 pub mod gates;
 pub mod images;
+pub mod infer;
 pub mod location;
 pub mod pipeline;
 pub mod process;
@@ -67,12 +68,17 @@ fn try_main(flags: flags::Xtask) -> anyhow::Result<u8> {
     let root = project_root();
     sh.change_dir(&root);
     match flags.command {
-        Command::Discover { config } => {
+        Command::Discover { config, infer_contracts } => {
             let config = match config {
                 Some(file) => config::load_file(&absolute(file))?,
                 None => config::load(&root)?,
             };
-            let mesh = discover::discover(&root, config)?;
+            let mut mesh = discover::discover(&root, config)?;
+            if infer_contracts {
+                infer::infer_contracts(&mut mesh);
+                term::stdout(infer::render_toml(&mesh).trim_end());
+                return Ok(0);
+            }
             let services: Vec<_> = mesh.contracts.values().collect();
             term::stdout(&serde_json::to_string_pretty(&services)?);
             Ok(0)
@@ -109,6 +115,7 @@ fn try_main(flags: flags::Xtask) -> anyhow::Result<u8> {
                 mode: if run.strict { Some(Mode::Strict) } else { run.mode },
                 json: run.json,
                 config: run.config.map(absolute),
+                infer_contracts: run.infer_contracts,
             };
             teardown::install_signal_handler()?;
             let code = pipeline::run(&sh, &root, &options)?;

@@ -29,6 +29,8 @@ pub struct Options {
     pub json: bool,
     /// A meshgate.toml other than the repository's.
     pub config: Option<PathBuf>,
+    /// Infer contracts for the Compose services that have none (`--infer-contracts`).
+    pub infer_contracts: bool,
 }
 
 /// A project name no other run uses: lowercase, starting with a letter.
@@ -86,7 +88,10 @@ fn run_gates(
         None => config::load(root)?,
     };
     let mode = options.mode.unwrap_or(config.mode);
-    let mesh = discover::discover(root, config)?;
+    let mut mesh = discover::discover(root, config)?;
+    if options.infer_contracts {
+        crate::infer::infer_contracts(&mut mesh);
+    }
     let selected = |gate: Gate| options.gates.contains(&gate);
     let mut reports: Vec<GateReport> = Vec::new();
 

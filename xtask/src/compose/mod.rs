@@ -17,8 +17,8 @@ use std::path::{Path, PathBuf};
 use anyhow::Context as _;
 
 pub use model::{
-    Dependency, Healthcheck, Network, Project, Service, ServiceNetwork, UnsetVariable, Volume,
-    parse_duration,
+    Dependency, Expose, Healthcheck, Network, Project, Service, ServiceNetwork, UnsetVariable,
+    Volume, parse_duration,
 };
 pub use ports::{Port, parse_port};
 

@@ -5,7 +5,7 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use crate::location::{InputError, InputErrors, Location};
-use crate::yaml::{Entry, Kind, Node, Pos, Typed};
+use crate::yaml::{Entry, Kind, Node, Pos, Scalar, Typed};
 
 use super::ports::{Port, parse_port};
 
@@ -167,7 +167,7 @@ pub struct Service {
     pub image: Option<(String, Location)>,
     pub build: Option<Build>,
     pub ports: Vec<Port>,
-    pub expose: Vec<(u16, u16, Location)>,
+    pub expose: Vec<Expose>,
     /// The networks the service joins; `default` when the file names none.
     pub networks: Vec<ServiceNetwork>,
     pub network_mode: Option<(String, Location)>,
@@ -175,6 +175,15 @@ pub struct Service {
     pub healthcheck: Option<Healthcheck>,
     /// The service's resolved tree, for rules that read other keys.
     pub node: Node,
+}
+
+/// One `expose:` entry: a port or range the service offers on its networks only.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Expose {
+    pub low: u16,
+    pub high: u16,
+    pub protocol: String,
+    pub location: Location,
 }
 
 #[derive(Clone, Debug)]
@@ -412,6 +421,16 @@ fn edit_distance(a: &str, b: &str) -> usize {
 
 /// Merges an override document into a base as Compose does for several `-f` files.
 fn merge_nodes(base: Node, over: Node, key: &str) -> Node {
+    // `networks` and `depends_on` may be written as a list in one file and a mapping in the
+    // other; Compose merges them as mappings.
+    let (base, over) = match (&base.kind, &over.kind) {
+        (Kind::Seq(_), Kind::Map(_)) | (Kind::Map(_), Kind::Seq(_))
+            if matches!(key, "networks" | "depends_on") =>
+        {
+            (list_as_map(base), list_as_map(over))
+        }
+        _ => (base, over),
+    };
     match (base.kind, over.kind) {
         (Kind::Map(mut base_entries), Kind::Map(over_entries)) => {
             for entry in over_entries {
@@ -439,6 +458,23 @@ fn merge_nodes(base: Node, over: Node, key: &str) -> Node {
         }
         (_, kind) => Node { kind, pos: over.pos },
     }
+}
+
+/// `[a, b]` as `{a: null, b: null}`, each key keeping its item's position.
+fn list_as_map(node: Node) -> Node {
+    let Kind::Seq(items) = node.kind else { return node };
+    let entries = items
+        .into_iter()
+        .filter_map(|item| {
+            let key = item.text()?.to_owned();
+            let value = Node {
+                kind: Kind::Scalar(Scalar { text: String::new(), plain: true }),
+                pos: item.pos,
+            };
+            Some(Entry { key, key_pos: item.pos, value })
+        })
+        .collect();
+    Node { kind: Kind::Map(entries), pos: node.pos }
 }
 
 /// Applies `extends` (same file) to a service; the base's `depends_on` is not inherited.
@@ -562,13 +598,16 @@ fn read_service(
     let mut expose = Vec::new();
     for item in node.get("expose").and_then(Node::as_seq).unwrap_or_default() {
         let text = item.text().unwrap_or_default();
-        let number = text.split('/').next().unwrap_or_default();
+        let (number, protocol) = text.split_once('/').unwrap_or((text, "tcp"));
+        let protocol = protocol.to_ascii_lowercase();
         let range = match number.split_once('-') {
             Some((low, high)) => low.parse().ok().zip(high.parse().ok()),
             None => number.parse().ok().map(|port| (port, port)),
         };
-        match range {
-            Some((low, high)) => expose.push((low, high, cx.loc(item.pos))),
+        match range.filter(|_| matches!(protocol.as_str(), "tcp" | "udp" | "sctp")) {
+            Some((low, high)) => {
+                expose.push(Expose { low, high, protocol, location: cx.loc(item.pos) });
+            }
             None => errors.push(cx.error(
                 item.pos,
                 format!("`expose` entry {text:?} of {what} is not a port"),
@@ -580,7 +619,7 @@ fn read_service(
     let network_mode = node
         .get("network_mode")
         .and_then(|mode| mode.text().map(|text| (text.to_owned(), cx.loc(mode.pos))));
-    let networks = read_networks(node, network_mode.is_some(), cx, &what, &mut errors);
+    let networks = read_networks(node, key_pos, network_mode.is_some(), cx, &what, &mut errors);
     let mut depends_on = read_depends_on(node, cx, &what, &mut errors);
     add_implicit_dependencies(node, &network_mode, cx, &mut depends_on);
     let healthcheck =
@@ -623,6 +662,7 @@ fn string_list(node: Option<&Node>, cx: &Cx<'_>, errors: &mut Vec<InputError>) -
 
 fn read_networks(
     node: &Node,
+    key_pos: Pos,
     has_mode: bool,
     cx: &Cx<'_>,
     what: &str,
@@ -632,10 +672,11 @@ fn read_networks(
         if has_mode {
             return Vec::new();
         }
+        // Compose attaches the service to `default`; point at the service's name.
         return vec![ServiceNetwork {
             name: "default".into(),
             aliases: Vec::new(),
-            location: cx.loc(node.pos),
+            location: cx.loc(key_pos),
             implicit: true,
         }];
     };

@@ -1,10 +1,12 @@
-//! The cases of ../shared/cases/CASES.md that concern loading the Compose file.
+//! The cases of ../shared/cases/CASES.md that concern loading the Compose file and the
+//! network contracts gate, and the real Compose files of ../shared/corpus/external.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
+use std::path::PathBuf;
 
 use xtask::compose::{LoadOptions, Project, load};
 
-use crate::support::shared;
+use crate::support::{shared, stderr, temp_dir, xtask};
 
 fn load_case(
     case: &str,
@@ -132,8 +134,113 @@ fn c14_env_files_are_read_as_compose_reads_them() {
     assert!(value("JWT_SECRET").is_some_and(|v| v.starts_with('#')), "{:?}", value("JWT_SECRET"));
 }
 
+/// The corpus's Compose file sets, as SOURCES.md says they go together (each loads the
+/// `.env` beside its first file).
+fn corpus_sets() -> Vec<(&'static str, Vec<PathBuf>)> {
+    let corpus = shared().join("corpus/external");
+    let set = |name: &'static str, files: &[&str]| {
+        (name, files.iter().map(|file| corpus.join(file)).collect::<Vec<_>>())
+    };
+    let mut sets = vec![
+        set("voting-app", &["example-voting-app/docker-compose.yml"]),
+        set("voting-app-result-test", &["example-voting-app/result__docker-compose.test.yml"]),
+        set("self-hosted", &["self-hosted/docker-compose.yml"]),
+        set(
+            "opentelemetry-demo",
+            &["opentelemetry-demo/compose.yaml", "opentelemetry-demo/compose.tests.yaml"],
+        ),
+        set("quickwit", &["quickwit/docker-compose.yml"]),
+        set("mastodon", &["mastodon/docker-compose.yml"]),
+        set("hyperswitch", &["hyperswitch/docker-compose.yml"]),
+    ];
+    for file in std::fs::read_dir(corpus.join("awesome-compose")).unwrap() {
+        let file = file.unwrap().path();
+        let name = file.file_name().unwrap().to_string_lossy().into_owned();
+        let name: &'static str = Box::leak(name.into_boxed_str());
+        sets.push((name, vec![file]));
+    }
+    sets
+}
+
+/// Runs the static network gate on `files` with `profiles` active and returns the exit code
+/// and the findings' rule ids.
+fn gate_on(
+    name: &str,
+    files: &[PathBuf],
+    profiles: &[String],
+    flags: &[&str],
+) -> (i32, Vec<String>) {
+    let dir = temp_dir(&format!("corpus-{name}"));
+    let quoted = |items: Vec<String>| {
+        items.iter().map(|item| format!("{item:?}")).collect::<Vec<_>>().join(", ")
+    };
+    let files = quoted(files.iter().map(|file| file.display().to_string()).collect());
+    let config = dir.join("meshgate.toml");
+    std::fs::write(
+        &config,
+        format!(
+            "[mesh]\ncrate_contracts = false\ncompose_files = [{files}]\nprofiles = [{}]\n",
+            quoted(profiles.to_vec())
+        ),
+    )
+    .unwrap();
+    let mut args = vec!["gates", "network-contracts", "--static", "--json", "--config"];
+    args.push(config.to_str().unwrap());
+    args.extend(flags);
+    let output = xtask(&args);
+    let code = output.status.code().unwrap();
+    assert_ne!(code, 2, "{name}: the gate could not run:\n{}", stderr(&output));
+    let report: serde_json::Value = serde_json::from_slice(&output.stdout).unwrap();
+    let rules = report["gates"][0]["findings"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|finding| format!("{} at {}", finding["rule"], finding["location"]))
+        .collect();
+    (code, rules)
+}
+
 #[test]
-fn external_corpus_loads_without_error() {
+fn external_corpus_gives_no_network_finding_with_inferred_contracts() {
+    let covered: BTreeSet<PathBuf> =
+        corpus_sets().into_iter().flat_map(|(_, files)| files).collect();
+    for file in corpus_yaml_files() {
+        assert!(covered.contains(&file), "{} belongs to no file set here", file.display());
+    }
+    for (name, files) in corpus_sets() {
+        let project = load(&LoadOptions::with_process_env(files.clone(), Vec::new())).unwrap();
+        let every_profile: Vec<String> = project
+            .services
+            .values()
+            .flat_map(|service| service.profiles.iter().cloned())
+            .collect::<BTreeSet<_>>()
+            .into_iter()
+            .collect();
+        for profiles in [Vec::new(), every_profile] {
+            let active = load(&LoadOptions::with_process_env(files.clone(), profiles.clone()))
+                .unwrap()
+                .active_services()
+                .count();
+            let (code, findings) = gate_on(name, &files, &profiles, &["--infer-contracts"]);
+            assert_eq!((code, &findings), (0, &Vec::new()), "{name} with profiles {profiles:?}");
+
+            // Without inferred contracts every active service lacks one, and only that is said.
+            let (code, findings) = gate_on(name, &files, &profiles, &[]);
+            assert_eq!(
+                code,
+                i32::from(active > 0),
+                "{name} with profiles {profiles:?}: {findings:#?}"
+            );
+            assert_eq!(findings.len(), active, "{name} with profiles {profiles:?}: {findings:#?}");
+            assert!(
+                findings.iter().all(|finding| finding.starts_with("\"discovery/no-contract\"")),
+                "{name} with profiles {profiles:?}: {findings:#?}"
+            );
+        }
+    }
+}
+
+fn corpus_yaml_files() -> Vec<PathBuf> {
     let corpus = shared().join("corpus/external");
     let mut files = Vec::new();
     for project in std::fs::read_dir(&corpus).unwrap() {
@@ -149,9 +256,53 @@ fn external_corpus_loads_without_error() {
             }
         }
     }
+    files
+}
+
+#[test]
+fn c07_published_port_on_an_internal_only_network_is_the_one_finding() {
+    let dir = temp_dir("c07");
+    let input = shared().join("cases/inputs/C07-internal-network-port/compose.yaml");
+    std::fs::copy(&input, dir.join("compose.yaml")).unwrap();
+    let config = dir.join("meshgate.toml");
+    std::fs::write(&config, "[mesh]\ncrate_contracts = false\n").unwrap();
+    let output = xtask(&[
+        "gates",
+        "network-contracts",
+        "--static",
+        "--json",
+        "--infer-contracts",
+        "--config",
+        config.to_str().unwrap(),
+    ]);
+    assert_eq!(output.status.code(), Some(1), "{}", stderr(&output));
+    let report: serde_json::Value = serde_json::from_slice(&output.stdout).unwrap();
+    let findings: Vec<(&str, u64)> = report["gates"][0]["findings"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|f| (f["rule"].as_str().unwrap(), f["location"]["line"].as_u64().unwrap()))
+        .collect();
+    let line = std::fs::read_to_string(&input)
+        .unwrap()
+        .lines()
+        .position(|line| line.contains("ports:"))
+        .unwrap() as u64
+        + 1;
+    assert_eq!(findings, [("network/published-on-internal-only", line)]);
+}
+
+#[test]
+fn external_corpus_loads_without_error() {
+    let files = corpus_yaml_files();
     assert!(files.len() >= 10, "{files:?}");
     for file in files {
         let result = load(&LoadOptions { files: vec![file.clone()], ..LoadOptions::default() });
         assert!(result.is_ok(), "{}: {:#}", file.display(), result.unwrap_err());
+    }
+    // The files that go together load together.
+    for (name, files) in corpus_sets() {
+        let result = load(&LoadOptions::with_process_env(files, Vec::new()));
+        assert!(result.is_ok(), "{name}: {:#}", result.unwrap_err());
     }
 }

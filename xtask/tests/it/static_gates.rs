@@ -127,3 +127,65 @@ fn a_network_meshgate_toml_misnames_is_a_finding_at_its_line() {
         "{stderr}"
     );
 }
+
+#[test]
+fn discover_infers_contracts_as_toml_that_meshgate_toml_accepts() {
+    let dir = temp_dir("discover-infer");
+    let compose =
+        crate::support::shared().join("corpus/external/example-voting-app/docker-compose.yml");
+    let config = dir.join("meshgate.toml");
+    let head = format!(
+        "[mesh]\ncrate_contracts = false\ncompose_files = [{:?}]\n\n",
+        compose.display().to_string()
+    );
+    std::fs::write(&config, &head).unwrap();
+    let output = xtask(&["discover", "--infer-contracts", "--config", config.to_str().unwrap()]);
+    assert!(output.status.success(), "{}", stderr(&output));
+    let inferred = String::from_utf8(output.stdout).unwrap();
+    let tables = inferred.lines().filter(|line| line.starts_with("[external.")).count();
+    assert_eq!(tables, 5, "one per active service (`seed` is in a profile): {inferred}");
+    assert!(inferred.contains("[external.vote]\nlisten = [80]\n"), "{inferred}");
+    // redis shows no port in the file, so vote's edge to it cannot be written down.
+    assert!(inferred.contains("# depends on `redis`, whose ports"), "{inferred}");
+
+    // Pasted into meshgate.toml, the contracts are declared ones: every service has one, and
+    // the rules for declared intent now judge them.
+    std::fs::write(&config, format!("{head}{inferred}\n")).unwrap();
+    let output = xtask(&[
+        "gates",
+        "network-contracts",
+        "--static",
+        "--json",
+        "--config",
+        config.to_str().unwrap(),
+    ]);
+    assert_ne!(output.status.code(), Some(2), "{}", stderr(&output));
+    let report: serde_json::Value = serde_json::from_slice(&output.stdout).unwrap();
+    let rules: Vec<&str> = report["gates"][0]["findings"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|finding| finding["rule"].as_str().unwrap())
+        .collect();
+    assert!(!rules.contains(&"discovery/no-contract"), "{rules:?}");
+}
+
+#[test]
+fn inferred_contracts_talk_to_every_port_their_dependencies_listen_on() {
+    let dir = temp_dir("infer-edges");
+    let compose = "services:\n  web:\n    image: example/web:1.0\n    ports: [\"8080:80\"]\n    depends_on: [api]\n  api:\n    image: example/api:1.0\n    expose: [\"8080\", \"9000-9001\", \"5353/udp\"]\n";
+    std::fs::write(dir.join("compose.yaml"), compose).unwrap();
+    let config = dir.join("meshgate.toml");
+    std::fs::write(&config, "[mesh]\ncrate_contracts = false\n").unwrap();
+    let output = xtask(&["discover", "--infer-contracts", "--config", config.to_str().unwrap()]);
+    assert!(output.status.success(), "{}", stderr(&output));
+    let inferred: toml::Table = toml::from_str(&String::from_utf8(output.stdout).unwrap()).unwrap();
+    let web = &inferred["external"]["web"];
+    assert_eq!(web["public"].as_bool(), Some(true));
+    assert_eq!(web["talks_to"].as_array().unwrap().len(), 3, "{web}");
+    assert_eq!(web["talks_to"][0].as_str(), Some("api:8080"), "{web}");
+    let api = &inferred["external"]["api"];
+    assert_eq!(api["public"].as_bool(), Some(false));
+    assert_eq!(api["listen"].to_string(), r#"["5353/udp", 8080, 9000, 9001]"#, "{api}");
+    assert_eq!(api["networks"].to_string(), r#"["default"]"#, "{api}");
+}

@@ -22,6 +22,20 @@ pub(crate) fn temp_dir(name: &str) -> PathBuf {
     dir
 }
 
+/// Copies a folder and everything in it.
+pub(crate) fn copy_dir(from: &Path, to: &Path) {
+    std::fs::create_dir_all(to).unwrap();
+    for entry in std::fs::read_dir(from).unwrap() {
+        let entry = entry.unwrap();
+        let target = to.join(entry.file_name());
+        if entry.file_type().unwrap().is_dir() {
+            copy_dir(&entry.path(), &target);
+        } else {
+            std::fs::copy(entry.path(), &target).unwrap();
+        }
+    }
+}
+
 /// Runs `cargo xtask <args>` as the built binary, with a scrubbed environment.
 pub(crate) fn xtask(args: &[&str]) -> Output {
     #[allow(clippy::disallowed_methods, reason = "tests run the binary under test directly")]
