@@ -98,6 +98,24 @@ rules! {
     NotReady = ("health/not-ready", Error),
 }
 
+impl Rule {
+    /// Whether the rule judges running containers (so no static fixture can show it).
+    pub fn needs_running_mesh(self) -> bool {
+        matches!(
+            self,
+            Rule::RuntimeAttachment
+                | Rule::EdgeRefused
+                | Rule::ForbiddenConnects
+                | Rule::ProbeError
+                | Rule::Unhealthy
+                | Rule::Exited
+                | Rule::HealthTimeout
+                | Rule::HealthcheckMissing
+                | Rule::NotReady
+        )
+    }
+}
+
 /// One thing a gate found.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize)]
 pub struct Finding {

@@ -151,7 +151,8 @@ fn listen_ports(mesh: &Mesh, service: &str) -> BTreeSet<u16> {
     service
         .expose
         .iter()
-        .flat_map(|(low, high, _)| *low..=*high)
+        .filter(|expose| expose.protocol == "tcp")
+        .flat_map(|expose| expose.low..=expose.high)
         .chain(published.flat_map(|port| port.target.0..=port.target.1))
         .collect()
 }
@@ -182,9 +183,13 @@ pub fn plan(mesh: &Mesh, containers: &[Container]) -> Vec<SourcePlan> {
                 continue;
             }
             let shared = share_declared_network(mesh, &source.service, &target.service);
+            // Least privilege judges a pair only where one side declares its contract, as
+            // the static half does; inferred contracts describe the file, not an intent.
+            let declared = |name: &str| mesh.contracts.get(name).is_some_and(|c| !c.inferred);
             let tolerated = shared
                 && (declares_edge_to(mesh, &target.service, &source.service)
-                    || !mesh.config.least_privilege);
+                    || !mesh.config.least_privilege
+                    || !(declared(&source.service) || declared(&target.service)));
             let expected = if tolerated { Expected::Incidental } else { Expected::Refuse };
             for port in listen_ports(mesh, &target.service) {
                 let addresses: BTreeSet<&String> =
