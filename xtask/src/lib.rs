@@ -15,6 +15,7 @@ pub mod gates;
 pub mod images;
 pub mod infer;
 pub mod location;
+pub mod metrics;
 pub mod pipeline;
 pub mod process;
 pub mod report;
