@@ -4,6 +4,7 @@
 //!
 //! Exit codes: 0 the gates pass (or pass per mode), 1 a gate failed, 2 the gates could not run.
 
+pub mod bench;
 pub mod compose;
 pub mod config;
 pub mod contract;
@@ -77,6 +78,7 @@ fn try_main(flags: flags::Xtask) -> anyhow::Result<u8> {
             term::stdout(&serde_json::to_string_pretty(&services)?);
             Ok(0)
         }
+        Command::Bench(bench) => bench::run(&root, &bench),
         Command::Gates(gates) => {
             let (gate_list, run) = match gates.only {
                 Some(GateCommand::Clean) => {
