@@ -54,6 +54,10 @@ pub struct BenchFlags {
     /// Seed of the mesh generator: the same seed gives the same meshes.
     #[arg(long, default_value_t = 1)]
     pub seed: u64,
+    /// Write the generated meshes into this folder and keep them (default: a temporary folder,
+    /// removed afterwards).
+    #[arg(long, value_name = "DIR")]
+    pub out: Option<std::path::PathBuf>,
     /// Do not compare with `docker compose config` (nothing to find or install).
     #[arg(long)]
     pub no_compose: bool,

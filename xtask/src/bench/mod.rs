@@ -56,10 +56,20 @@ pub fn run(root: &Path, flags: &BenchFlags) -> anyhow::Result<u8> {
         return measure_child(dir);
     }
     let compose = if flags.no_compose { None } else { Some(tools::ensure_compose(root)?) };
-    let scratch = std::env::temp_dir().join(format!("meshgate-bench-{}", std::process::id()));
-    let result = measure_sizes(flags, compose.as_ref(), &scratch);
-    let _ = std::fs::remove_dir_all(&scratch);
-    let measurements = result?;
+    let measurements = match &flags.out {
+        Some(out) => {
+            let measurements = measure_sizes(flags, compose.as_ref(), out)?;
+            term::note(&format!("the generated meshes are in {}", out.display()));
+            measurements
+        }
+        None => {
+            let scratch =
+                std::env::temp_dir().join(format!("meshgate-bench-{}", std::process::id()));
+            let result = measure_sizes(flags, compose.as_ref(), &scratch);
+            let _ = std::fs::remove_dir_all(&scratch);
+            result?
+        }
+    };
 
     term::block(&render_table(&measurements));
     let profile = if cfg!(debug_assertions) { "debug" } else { "release" };
