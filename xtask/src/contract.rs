@@ -8,7 +8,7 @@ use anyhow::Context as _;
 use serde::Deserialize;
 use toml::Spanned;
 
-use crate::config::{line_of, toml_error};
+use crate::config::{LineIndex, line_of, toml_error};
 use crate::location::{InputError, InputErrors, Location};
 
 /// The contract as written, before validation.
@@ -100,16 +100,16 @@ impl Contract {
         self.listen.iter().any(|listen| listen.port == port && listen.protocol == protocol)
     }
 
-    /// Checks a raw contract; `text` is the file it came from, for line numbers.
+    /// Checks a raw contract; `lines` indexes the file it came from, for line numbers.
     pub fn from_raw(
         default_name: String,
         raw: ContractRaw,
         location: Location,
         file: &Path,
-        text: &str,
+        lines: &LineIndex,
     ) -> Result<Contract, Vec<InputError>> {
         let mut errors = Vec::new();
-        let at = |span: std::ops::Range<usize>| Location::line(file, line_of(text, span.start));
+        let at = |span: std::ops::Range<usize>| Location::line(file, lines.line_of(span.start));
 
         let mut listen = Vec::new();
         for item in &raw.listen {
@@ -248,7 +248,7 @@ pub fn load_crate_contracts(root: &Path) -> anyhow::Result<Vec<Contract>> {
             raw.into_inner(),
             location.clone(),
             manifest,
-            &text,
+            &LineIndex::new(&text),
         ) {
             Ok(mut contract) => {
                 let Some(binary) = binary else {

@@ -32,6 +32,46 @@ pub enum Command {
         #[arg(long)]
         infer_contracts: bool,
     },
+    /// Time the static network gate on generated meshes, next to `docker compose config`.
+    #[command(after_help = BENCH_EXIT_CODES)]
+    Bench(BenchFlags),
+}
+
+const BENCH_EXIT_CODES: &str = "Exit codes:
+  0    the targets are met (500 services: under 1 s and 100 MiB), or 500 was not measured
+  1    a target is missed
+  2    the benchmark could not run (a generated mesh has findings, Compose rejects it, …)";
+
+#[derive(Debug, Clone, Args)]
+pub struct BenchFlags {
+    /// Mesh sizes in services, comma-separated.
+    #[arg(
+        long,
+        value_delimiter = ',',
+        default_value = "10,100,500",
+        value_parser = clap::value_parser!(u32).range(1..=5000)
+    )]
+    pub sizes: Vec<u32>,
+    /// Timed runs per size; the median is shown.
+    #[arg(long, default_value_t = 5, value_parser = clap::value_parser!(u32).range(1..=100))]
+    pub runs: u32,
+    /// Seed of the mesh generator: the same seed gives the same meshes.
+    #[arg(long, default_value_t = 1)]
+    pub seed: u64,
+    /// Write the generated meshes into this folder and keep them (default: a temporary folder,
+    /// removed afterwards).
+    #[arg(long, value_name = "DIR")]
+    pub out: Option<std::path::PathBuf>,
+    /// Do not compare with `docker compose config` (nothing to find or install).
+    #[arg(long)]
+    pub no_compose: bool,
+    /// Stop `docker compose config` on a mesh after this long and show the ratio as a bound.
+    #[arg(long, default_value = "20s", value_name = "DURATION")]
+    pub compose_timeout: humantime::Duration,
+    /// Measure one generated mesh in this process and print the result as JSON (used by the
+    /// benchmark itself, for peak memory).
+    #[arg(long, value_name = "DIR", hide = true)]
+    pub measure_child: Option<std::path::PathBuf>,
 }
 
 const EXIT_CODES: &str = "Exit codes:

@@ -4,6 +4,7 @@
 //!
 //! Exit codes: 0 the gates pass (or pass per mode), 1 a gate failed, 2 the gates could not run.
 
+pub mod bench;
 pub mod compose;
 pub mod config;
 pub mod contract;
@@ -57,6 +58,15 @@ fn absolute(path: PathBuf) -> PathBuf {
     std::env::current_dir().map_or_else(|_| path.clone(), |dir| dir.join(&path))
 }
 
+/// The benchmark's flags with its paths made absolute.
+fn absolute_flags(flags: flags::BenchFlags) -> flags::BenchFlags {
+    flags::BenchFlags {
+        out: flags.out.map(absolute),
+        measure_child: flags.measure_child.map(absolute),
+        ..flags
+    }
+}
+
 /// The workspace root: the parent of this crate's directory.
 pub fn project_root() -> PathBuf {
     let manifest_dir = std::env::var_os("CARGO_MANIFEST_DIR")
@@ -84,6 +94,7 @@ fn try_main(flags: flags::Xtask) -> anyhow::Result<u8> {
             term::stdout(&serde_json::to_string_pretty(&services)?);
             Ok(0)
         }
+        Command::Bench(bench) => bench::run(&root, &absolute_flags(bench)),
         Command::Gates(gates) => {
             let (gate_list, run) = match gates.only {
                 Some(GateCommand::Clean) => {

@@ -165,7 +165,11 @@ impl Metrics {
             add("probe_latency_seconds", labels, probe.latency_ms / 1000.0);
         }
         for (service, coverage) in &self.coverage {
-            add("coverage_lines_percent", vec![("service", service.clone())], coverage.lines_percent);
+            add(
+                "coverage_lines_percent",
+                vec![("service", service.clone())],
+                coverage.lines_percent,
+            );
             if let Some(regions) = coverage.regions_percent {
                 add("coverage_regions_percent", vec![("service", service.clone())], regions);
             }
@@ -357,7 +361,8 @@ impl History {
             let _ = writeln!(text, "{line}");
         }
         for record in &self.records {
-            let line = serde_json::to_string(record).context("failed to encode a history record")?;
+            let line =
+                serde_json::to_string(record).context("failed to encode a history record")?;
             let _ = writeln!(text, "{line}");
         }
         crate::report::write_atomically(&self.path, text.as_bytes())
@@ -408,7 +413,13 @@ fn format_value(key: &str, value: f64) -> String {
 
 fn format_change(key: &str, value: f64, previous: f64) -> String {
     let change = value - previous;
-    let sign = if change > 0.0 { "+" } else if change < 0.0 { "−" } else { "±" };
+    let sign = if change > 0.0 {
+        "+"
+    } else if change < 0.0 {
+        "−"
+    } else {
+        "±"
+    };
     let magnitude = format_value(key, change.abs());
     if previous == 0.0 {
         format!("{sign}{magnitude}")

@@ -7,7 +7,7 @@
 //! declared contract. Rules about the file alone (host network, port conflicts, unset
 //! variables, internal networks, …) apply to every service.
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeSet, HashMap, HashSet};
 
 use crate::compose::{Port, Project, Service};
 use crate::contract::Contract;
@@ -455,6 +455,9 @@ fn addresses_collide(a: Option<&str>, b: Option<&str>) -> bool {
 /// Pairs of services that share a network with no edge declared in either direction. Only
 /// pairs where at least one side has a declared contract are judged: with inferred contracts
 /// or none (already a `discovery/no-contract` finding) on both sides, nothing was declared.
+///
+/// Every pair is looked at, so the per-pair work is kept to a few word operations: networks
+/// are numbered in name order and held as bit sets, and edges as a set of index pairs.
 fn check_least_privilege(mesh: &Mesh, findings: &mut Vec<Finding>) {
     // FIXME: a service in another's namespace (`network_mode: service:x`) is not judged here;
     // it reaches whatever its host service reaches.
@@ -464,22 +467,59 @@ fn check_least_privilege(mesh: &Mesh, findings: &mut Vec<Finding>) {
     services.sort_by_key(|service| file_order(&mesh.project, &service.location));
     let declared =
         |service: &Service| mesh.contracts.get(&service.name).is_some_and(|c| !c.inferred);
-    let has_edge = |from: &str, to: &str| {
-        mesh.contracts
-            .get(from)
-            .is_some_and(|contract| contract.talks_to.iter().any(|edge| edge.service == to))
-    };
+    let network_names: Vec<&str> = services
+        .iter()
+        .flat_map(|service| service.networks.iter().map(|network| network.name.as_str()))
+        .collect::<BTreeSet<&str>>()
+        .into_iter()
+        .collect();
+    let words = network_names.len().div_ceil(64);
+    let network_sets: Vec<Vec<u64>> = services
+        .iter()
+        .map(|service| {
+            let mut set = vec![0u64; words];
+            for network in &service.networks {
+                if let Ok(id) = network_names.binary_search(&network.name.as_str()) {
+                    set[id / 64] |= 1 << (id % 64);
+                }
+            }
+            set
+        })
+        .collect();
+    let index_of: HashMap<&str, usize> = services
+        .iter()
+        .enumerate()
+        .map(|(index, service)| (service.name.as_str(), index))
+        .collect();
+    let mut edges: HashSet<(usize, usize)> = HashSet::new();
+    for (from, service) in services.iter().enumerate() {
+        let Some(contract) = mesh.contracts.get(&service.name) else { continue };
+        for edge in &contract.talks_to {
+            if let Some(&to) = index_of.get(edge.service.as_str()) {
+                edges.insert((from, to));
+            }
+        }
+    }
     for (index, a) in services.iter().enumerate() {
-        for b in &services[index + 1..] {
-            if has_edge(&a.name, &b.name)
-                || has_edge(&b.name, &a.name)
+        for (later, b) in services.iter().enumerate().skip(index + 1) {
+            // The first network both join, in name order.
+            let Some(shared) = network_sets[index]
+                .iter()
+                .zip(&network_sets[later])
+                .enumerate()
+                .find(|(_, (set_a, set_b))| *set_a & *set_b != 0)
+                .map(|(word, (set_a, set_b))| {
+                    network_names[word * 64 + (set_a & set_b).trailing_zeros() as usize]
+                })
+            else {
+                continue;
+            };
+            if edges.contains(&(index, later))
+                || edges.contains(&(later, index))
                 || !(declared(a) || declared(b))
             {
                 continue;
             }
-            let networks_a = service_networks(a);
-            let networks_b = service_networks(b);
-            let Some(shared) = networks_a.intersection(&networks_b).next() else { continue };
             // Point at the attachment that breaks its own contract, if one does; otherwise at
             // the later of the two.
             let outside_contract = |service: &Service| {
