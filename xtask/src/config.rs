@@ -44,6 +44,25 @@ struct Raw {
     external: BTreeMap<String, Spanned<ContractRaw>>,
     #[serde(default)]
     gates: GatesRaw,
+    #[serde(default)]
+    metrics: MetricsRaw,
+}
+
+/// `[metrics]`: where the history of runs is kept and when a change is a regression.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct MetricsRaw {
+    /// The history file, relative to meshgate.toml.
+    history: Option<String>,
+    /// Relative change beyond which a worse figure is a regression, e.g. 0.25.
+    tolerance: Option<Spanned<f64>>,
+    /// Changes below these are noise, whatever the relative change.
+    min_change_seconds: Option<f64>,
+    min_change_bytes: Option<f64>,
+    min_change_percent: Option<f64>,
+    /// Also write `logs/metrics.prom` (Prometheus text format).
+    #[serde(default)]
+    prometheus: bool,
 }
 
 #[derive(Debug, Deserialize)]
@@ -187,6 +206,15 @@ pub struct Config {
     pub probe_timeout: Duration,
     pub service_health_timeouts: BTreeMap<String, Duration>,
     pub coverage_lines: f64,
+    pub metrics: MetricsPolicy,
+}
+
+/// Where the history of runs lives and how runs are compared.
+#[derive(Clone, Debug)]
+pub struct MetricsPolicy {
+    pub history: PathBuf,
+    pub tolerance: crate::metrics::Tolerance,
+    pub prometheus: bool,
 }
 
 impl Config {
@@ -332,6 +360,33 @@ fn validate(raw: Raw, file: &Path, text: &str, root: &Path) -> anyhow::Result<Co
         ));
     }
 
+    let mut tolerance = crate::metrics::Tolerance::default();
+    if let Some(relative) = &raw.metrics.tolerance {
+        if (0.0..=10.0).contains(relative.get_ref()) {
+            tolerance.relative = *relative.get_ref();
+        } else {
+            errors.push(InputError::new(
+                at(relative.span()),
+                format!("`metrics.tolerance` is {}, not a fraction", relative.get_ref()),
+                "give the relative change that counts as a regression, such as 0.25 for 25 %",
+            ));
+        }
+    }
+    for (value, floor) in [
+        (raw.metrics.min_change_seconds, &mut tolerance.min_change_seconds),
+        (raw.metrics.min_change_bytes, &mut tolerance.min_change_bytes),
+        (raw.metrics.min_change_percent, &mut tolerance.min_change_percent),
+    ] {
+        if let Some(value) = value {
+            *floor = value.max(0.0);
+        }
+    }
+    let metrics = MetricsPolicy {
+        history: root.join(raw.metrics.history.as_deref().unwrap_or(".meshgate/history.jsonl")),
+        tolerance,
+        prometheus: raw.metrics.prometheus,
+    };
+
     if !errors.is_empty() {
         return Err(InputErrors(errors).into());
     }
@@ -377,6 +432,7 @@ fn validate(raw: Raw, file: &Path, text: &str, root: &Path) -> anyhow::Result<Co
         probe_timeout,
         service_health_timeouts,
         coverage_lines,
+        metrics,
     })
 }
 

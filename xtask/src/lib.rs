@@ -94,7 +94,12 @@ fn try_main(flags: flags::Xtask) -> anyhow::Result<u8> {
             term::stdout(&serde_json::to_string_pretty(&services)?);
             Ok(0)
         }
-        Command::Bench(bench) => bench::run(&root, &absolute_flags(bench)),
+        Command::Bench(bench) => {
+            if bench.target == flags::BenchTarget::Health {
+                teardown::install_signal_handler()?;
+            }
+            bench::run(&sh, &root, &absolute_flags(bench))
+        }
         Command::Gates(gates) => {
             let (gate_list, run) = match gates.only {
                 Some(GateCommand::Clean) => {

@@ -12,6 +12,7 @@ use crate::config::{self, Mode};
 use crate::discover::{self, Mesh};
 use crate::docker;
 use crate::gates::{Gate, GateReport, network_contracts, network_runtime, service_health};
+use crate::metrics::{self, Metrics, ServiceMetrics};
 use crate::report::{self, Report};
 use crate::teardown::{self, Teardown, TeardownGuard};
 use crate::term;
@@ -34,13 +35,13 @@ pub struct Options {
 }
 
 /// A project name no other run uses: lowercase, starting with a letter.
-fn project_name() -> String {
+pub fn project_name() -> String {
     let nanos =
         SystemTime::now().duration_since(SystemTime::UNIX_EPOCH).map_or(0, |d| d.subsec_nanos());
     format!("{}{}-{:x}", docker::PROJECT_PREFIX, std::process::id(), nanos)
 }
 
-fn revision(sh: &xshell::Shell) -> String {
+pub fn revision(sh: &xshell::Shell) -> String {
     let head = xshell::cmd!(sh, "git rev-parse HEAD")
         .quiet()
         .ignore_stderr()
@@ -83,6 +84,7 @@ fn run_gates(
     options: &Options,
 ) -> anyhow::Result<i32> {
     let stamp = report::compact_timestamp(started_at);
+    let clock = Instant::now();
     let config = match &options.config {
         Some(file) => config::load_file(file)?,
         None => config::load(root)?,
@@ -92,6 +94,10 @@ fn run_gates(
     if options.infer_contracts {
         crate::infer::infer_contracts(&mut mesh);
     }
+    let revision = revision(sh);
+    let mut metrics = Metrics::new(&revision, &stamp, run_kind(options));
+    metrics.tools.insert("meshgate".into(), env!("CARGO_PKG_VERSION").into());
+    metrics.step("discover", clock.elapsed());
     let selected = |gate: Gate| options.gates.contains(&gate);
     let mut reports: Vec<GateReport> = Vec::new();
 
@@ -105,11 +111,12 @@ fn run_gates(
         clock.elapsed(),
         static_detail(&mesh),
     );
+    metrics.step("static checks", clock.elapsed());
 
     let mut report = Report {
         schema_version: report::REPORT_SCHEMA_VERSION,
         project: None,
-        revision: revision(sh),
+        revision,
         started_at: stamp,
         mode,
         profiles: mesh.project.profiles.clone(),
@@ -135,7 +142,7 @@ fn run_gates(
             ));
         }
     } else if needs_mesh {
-        let (health, runtime) = run_mesh(root, logs, &mesh, options, &mut report)?;
+        let (health, runtime) = run_mesh(root, logs, &mesh, options, &mut report, &mut metrics)?;
         network = combine_network(network, runtime, options.runtime_only);
         if selected(Gate::ServiceHealth) {
             reports.push(health);
@@ -166,6 +173,20 @@ fn run_gates(
     report.verdict = verdict;
     report.exit_code = exit_code;
     report::write_all(logs, &report, root)?;
+    metrics.record_gates(&report.gates);
+    metrics.project = report.project.clone();
+    if let Some(engine) = &report.engine {
+        metrics.tools.insert("docker".into(), engine.clone());
+    }
+    if let Some(compose) = &report.compose {
+        metrics.tools.insert("compose".into(), compose.clone());
+    }
+    metrics.step("total", started_at.elapsed().unwrap_or_default());
+    let verdict_text = match verdict {
+        report::Verdict::Failed => "failed",
+        _ => "passed",
+    };
+    write_metrics(logs, &mesh.config.metrics, &metrics, verdict_text, &report.gates)?;
     for gate in report.gates.iter().filter(|gate| !gate.matrix.is_empty()) {
         term::block(&report::render_matrix(&gate.matrix));
     }
@@ -186,6 +207,80 @@ fn run_gates(
         &format!("{summary}; report at {}", logs.join("report.json").display()),
     );
     Ok(exit_code)
+}
+
+/// Which gates ran and how: a run's figures compare only with runs of the same kind.
+fn run_kind(options: &Options) -> String {
+    let gates: Vec<&str> = options.gates.iter().map(|gate| gate.name()).collect();
+    let how = if options.static_only {
+        "static"
+    } else if options.runtime_only {
+        "runtime"
+    } else {
+        "full"
+    };
+    format!("{}/{how}", gates.join(","))
+}
+
+/// Writes `logs/metrics.json`, `logs/summary.md` (also appended to the job summary on GitHub
+/// Actions) and, when enabled, `logs/metrics.prom`; then adds the run to the history.
+///
+/// Only `metrics.json` is required: a history that cannot be read or written is reported and
+/// the run goes on, since it only serves comparisons.
+fn write_metrics(
+    logs: &Path,
+    policy: &config::MetricsPolicy,
+    metrics: &Metrics,
+    verdict: &str,
+    gates: &[GateReport],
+) -> anyhow::Result<()> {
+    let json = serde_json::to_vec_pretty(metrics).context("failed to encode the metrics")?;
+    report::write_atomically(&logs.join("metrics.json"), &json)?;
+    if policy.prometheus {
+        let text = metrics::prometheus_text(metrics)?;
+        report::write_atomically(&logs.join("metrics.prom"), text.as_bytes())?;
+    }
+    let mut history = match metrics::History::load(&policy.history) {
+        Ok(history) => Some(history),
+        Err(error) => {
+            term::warn(&format!("{error:#}; this run is not compared with earlier ones"));
+            None
+        }
+    };
+    let previous = history.as_ref().and_then(|history| history.last_of_kind(&metrics.kind));
+    let comparisons = metrics::compare(metrics, previous, &policy.tolerance);
+    let summary = metrics::summary_markdown(verdict, gates, metrics, previous, &comparisons);
+    report::write_atomically(&logs.join("summary.md"), summary.as_bytes())?;
+    let regressions: Vec<&str> =
+        comparisons.iter().filter(|c| c.regressed).map(|c| c.key.as_str()).collect();
+    if !regressions.is_empty() {
+        term::warn(&format!(
+            "{} figure(s) worse than the last run beyond the tolerance: {}",
+            regressions.len(),
+            regressions.join(", ")
+        ));
+    }
+    if let Some(path) = std::env::var_os("GITHUB_STEP_SUMMARY").filter(|p| !p.is_empty())
+        && let Err(error) = append_to(Path::new(&path), &summary)
+    {
+        term::warn(&format!("could not add to the job summary: {error:#}"));
+    }
+    if let Some(history) = &mut history
+        && let Err(error) = history.append(metrics::HistoryRecord::of(metrics))
+    {
+        term::warn(&format!("{error:#}; this run is not kept in the history"));
+    }
+    Ok(())
+}
+
+fn append_to(path: &Path, text: &str) -> anyhow::Result<()> {
+    use std::io::Write as _;
+    let mut file = std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(path)
+        .with_context(|| format!("failed to open {}", path.display()))?;
+    writeln!(file, "{text}").with_context(|| format!("failed to write {}", path.display()))
 }
 
 fn static_detail(mesh: &Mesh) -> Vec<String> {
@@ -252,6 +347,7 @@ fn run_mesh(
     mesh: &Mesh,
     options: &Options,
     report: &mut Report,
+    metrics: &mut Metrics,
 ) -> anyhow::Result<(GateReport, RuntimeResult)> {
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()
@@ -266,8 +362,11 @@ fn run_mesh(
 
     let progress = term::Progress::start("building service binaries");
     term::status("Compiling", "service binaries (static, release)");
+    let clock = Instant::now();
     let binaries = crate::images::build_binaries(mesh)?;
+    metrics.step("build binaries", clock.elapsed());
     teardown::ensure_not_interrupted()?;
+    let clock = Instant::now();
     progress.set_message("building images".into());
     let images = runtime.block_on(crate::images::build_images(
         &docker,
@@ -276,44 +375,36 @@ fn run_mesh(
         &report.revision,
     ))?;
     drop(progress);
+    metrics.step("build images", clock.elapsed());
     let rebuilt = images.services.iter().filter(|image| image.rebuilt).count();
     term::status("Images", &format!("{} ready ({rebuilt} rebuilt)", images.services.len()));
 
     let project = project_name();
     report.project = Some(project.clone());
-    let files = mesh.project.files.clone();
     let guard = TeardownGuard;
     term::status("Starting", &format!("mesh as compose project {project}"));
-    let clock = Instant::now();
-    let mut up = compose.command(&project, &files).args([
-        "up",
-        "--detach",
-        "--no-build",
-        "--pull",
-        "never",
-        "--remove-orphans",
-    ]);
-    for profile in &mesh.project.profiles {
-        up = up.args(["--profile", profile]);
+    let started = start_and_wait(&runtime, &docker, &compose, mesh, &project)?;
+    metrics.step("compose up to healthy", started.up_to_healthy);
+    if let Some(readiness) = started.readiness {
+        metrics.step("readiness", readiness);
     }
-    let registration = Teardown { compose: compose.clone(), project: project.clone(), files };
-    teardown::register_and_start(registration, || up.spawn())?;
-    let up_finished = || teardown::poll_up(|output| up.failure(output));
-    let progress = term::Progress::start("waiting for the mesh to be healthy");
-    let waited = runtime.block_on(service_health::wait_for_health(
-        &docker,
-        mesh,
-        &project,
-        clock,
-        up_finished,
-    ));
-    drop(progress);
-    let mut outcome = waited?;
-    if outcome.findings.is_empty() {
-        outcome.findings =
-            runtime.block_on(service_health::check_readiness(&docker, mesh, &project))?;
+    let duration = started.up_to_healthy + started.readiness.unwrap_or_default();
+    let outcome = started.outcome;
+    for (name, state) in &outcome.services {
+        let image = images.services.iter().find(|image| image.service == *name);
+        metrics.services.insert(
+            name.clone(),
+            ServiceMetrics {
+                time_to_running_ms: state.time_to_running_ms,
+                time_to_healthy_ms: state.time_to_healthy_ms,
+                restarts: state.restarts,
+                exit_code: state.exit_code,
+                oom_killed: state.oom_killed,
+                last_health_output: state.last_health_output.clone(),
+                image_size_bytes: image.and_then(|image| image.size_bytes),
+            },
+        );
     }
-    let duration = clock.elapsed();
 
     // The network gate's runtime half, on the healthy mesh only.
     let probed: RuntimeResult = if !options.gates.contains(&Gate::NetworkContracts) {
@@ -332,6 +423,7 @@ fn run_mesh(
             mesh.config.probe_timeout,
         ))?;
         drop(progress);
+        metrics.step("probes", clock.elapsed());
         Ok((checked, clock.elapsed()))
     };
 
@@ -366,9 +458,69 @@ fn run_mesh(
             "remove with `{compose_command} down --volumes` or `cargo xtask gates clean`"
         ));
     }
+    let clock = Instant::now();
     drop(guard);
+    if !options.keep_up {
+        metrics.step("teardown", clock.elapsed());
+    }
     let health = GateReport::from_findings(Gate::ServiceHealth, outcome.findings, duration, detail);
     Ok((health, probed))
+}
+
+/// What starting the mesh gave, and how long each part took.
+pub struct Started {
+    pub outcome: service_health::Outcome,
+    /// From `compose up` to every container healthy (or the first failure).
+    pub up_to_healthy: std::time::Duration,
+    /// The readiness endpoints, when every container was healthy.
+    pub readiness: Option<std::time::Duration>,
+}
+
+/// Starts the mesh as `project` and waits for it: the health gate's own work (also what
+/// `cargo xtask bench health` times). The project is registered for teardown before
+/// anything starts; the caller holds the `TeardownGuard`.
+pub fn start_and_wait(
+    runtime: &tokio::runtime::Runtime,
+    docker: &bollard::Docker,
+    compose: &tools::Compose,
+    mesh: &Mesh,
+    project: &str,
+) -> anyhow::Result<Started> {
+    let files = mesh.project.files.clone();
+    let clock = Instant::now();
+    let mut up = compose.command(project, &files).args([
+        "up",
+        "--detach",
+        "--no-build",
+        "--pull",
+        "never",
+        "--remove-orphans",
+    ]);
+    for profile in &mesh.project.profiles {
+        up = up.args(["--profile", profile]);
+    }
+    let registration = Teardown { compose: compose.clone(), project: project.to_owned(), files };
+    teardown::register_and_start(registration, || up.spawn())?;
+    let up_finished = || teardown::poll_up(|output| up.failure(output));
+    let progress = term::Progress::start("waiting for the mesh to be healthy");
+    let waited = runtime.block_on(service_health::wait_for_health(
+        docker,
+        mesh,
+        project,
+        clock,
+        up_finished,
+    ));
+    drop(progress);
+    let mut outcome = waited?;
+    let up_to_healthy = clock.elapsed();
+    let mut readiness = None;
+    if outcome.findings.is_empty() {
+        let clock = Instant::now();
+        outcome.findings =
+            runtime.block_on(service_health::check_readiness(docker, mesh, project))?;
+        readiness = Some(clock.elapsed());
+    }
+    Ok(Started { outcome, up_to_healthy, readiness })
 }
 
 /// Writes each container's output to `<dir>/<service>.log`.

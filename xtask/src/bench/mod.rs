@@ -10,6 +10,7 @@
 //! hide another's.
 
 pub mod generate;
+pub mod health;
 
 use std::path::Path;
 use std::time::{Duration, Instant};
@@ -18,7 +19,7 @@ use anyhow::Context as _;
 
 use crate::discover::{self, Mesh};
 use crate::finding::Finding;
-use crate::flags::BenchFlags;
+use crate::flags::{BenchFlags, BenchTarget};
 use crate::gates::network_contracts;
 use crate::process::ProcessBuilder;
 use crate::term;
@@ -51,9 +52,12 @@ struct ChildReport {
 }
 
 /// Runs the benchmark; returns the exit code (1 when a target is missed).
-pub fn run(root: &Path, flags: &BenchFlags) -> anyhow::Result<u8> {
+pub fn run(sh: &xshell::Shell, root: &Path, flags: &BenchFlags) -> anyhow::Result<u8> {
     if let Some(dir) = &flags.measure_child {
         return measure_child(dir);
+    }
+    if flags.target == BenchTarget::Health {
+        return health::run(sh, root, flags.runs);
     }
     let compose = if flags.no_compose { None } else { Some(tools::ensure_compose(root)?) };
     let measurements = match &flags.out {

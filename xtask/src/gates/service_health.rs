@@ -26,7 +26,10 @@ const DEFAULT_RETRIES: u64 = 3;
 pub struct ServiceState {
     pub container: String,
     pub status: String,
-    pub time_to_healthy_ms: Option<u128>,
+    /// From the start of `compose up` to the container's start, by the engine's clock.
+    pub time_to_running_ms: Option<u64>,
+    /// From the start of `compose up` to the end of the first passing health probe.
+    pub time_to_healthy_ms: Option<u64>,
     pub restarts: i64,
     pub exit_code: Option<i64>,
     pub oom_killed: bool,
@@ -72,9 +75,8 @@ pub async fn wait_for_health(
         ("label".to_owned(), vec![format!("{PROJECT_LABEL}={project}")]),
         ("type".to_owned(), vec!["container".to_owned()]),
     ]);
-    let since = (std::time::SystemTime::now() - started.elapsed())
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |d| d.as_secs());
+    let run_start = std::time::SystemTime::now() - started.elapsed();
+    let since = run_start.duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_secs());
     let options =
         EventsOptionsBuilder::default().since(&since.to_string()).filters(&filters).build();
     let mut events = docker.events(Some(options));
@@ -111,7 +113,18 @@ pub async fn wait_for_health(
                     return Err(error).with_context(|| format!("failed to inspect `{name}`"));
                 }
             };
-            let (state, finding) = judge(mesh, name, &inspect, started, overall);
+            let (mut state, finding) = judge(mesh, name, &inspect, started, overall);
+            // The first time a service was seen healthy is kept; later looks only add.
+            if let Some(earlier) = outcome.services.get(name) {
+                state.time_to_healthy_ms = earlier.time_to_healthy_ms.or(state.time_to_healthy_ms);
+            }
+            if state.time_to_healthy_ms.is_none() && matches!(finding, Judgement::Ready) {
+                state.time_to_healthy_ms =
+                    first_healthy(&inspect, run_start).or_else(|| Some(millis(started.elapsed())));
+            }
+            state.time_to_running_ms = state.time_to_running_ms.or_else(|| {
+                engine_time_since(inspect.state.as_ref()?.started_at.as_deref()?, run_start)
+            });
             outcome.services.insert(name.clone(), state);
             match finding {
                 Judgement::Ready => {}
@@ -164,6 +177,30 @@ pub async fn wait_for_health(
     }
 }
 
+fn millis(duration: Duration) -> u64 {
+    u64::try_from(duration.as_millis()).unwrap_or(u64::MAX)
+}
+
+/// Milliseconds from `run_start` to an engine timestamp (RFC 3339, nanoseconds); `None` for
+/// the engine's zero time or a time before the run.
+fn engine_time_since(timestamp: &str, run_start: std::time::SystemTime) -> Option<u64> {
+    if timestamp.starts_with("0001") {
+        return None;
+    }
+    let at = humantime::parse_rfc3339_weak(timestamp).ok()?;
+    at.duration_since(run_start).ok().map(millis)
+}
+
+/// When the first passing health probe the engine still remembers ended.
+fn first_healthy(
+    inspect: &ContainerInspectResponse,
+    run_start: std::time::SystemTime,
+) -> Option<u64> {
+    let log = inspect.state.as_ref()?.health.as_ref()?.log.as_ref()?;
+    let passed = log.iter().find(|entry| entry.exit_code == Some(0))?;
+    engine_time_since(passed.end.as_deref()?, run_start)
+}
+
 enum Judgement {
     Ready,
     Waiting,
@@ -209,7 +246,7 @@ fn judge(
             entry.output.clone().unwrap_or_default().trim().to_owned(),
         )
     });
-    let mut record = ServiceState {
+    let record = ServiceState {
         container: inspect.name.clone().unwrap_or_default().trim_start_matches('/').to_owned(),
         status: format!(
             "{:?}",
@@ -220,6 +257,7 @@ fn judge(
         exit_code: state.exit_code,
         oom_killed: state.oom_killed.unwrap_or_default(),
         last_health_output: last_output.as_ref().map(|(_, output)| output.clone()),
+        time_to_running_ms: None,
         time_to_healthy_ms: None,
     };
     let fail = |rule: Rule, message: String, remedy: &str| {
@@ -261,10 +299,7 @@ fn judge(
         .and_then(|hc| hc.test.as_ref())
         .is_some_and(|test| !test.is_empty() && test[0] != "NONE");
     match health.status {
-        Some(HealthStatusEnum::HEALTHY) => {
-            record.time_to_healthy_ms = Some(started.elapsed().as_millis());
-            (record, Judgement::Ready)
-        }
+        Some(HealthStatusEnum::HEALTHY) => (record, Judgement::Ready),
         _ if !has_healthcheck => (record, Judgement::Ready),
         Some(HealthStatusEnum::UNHEALTHY) => {
             let output = record.last_health_output.clone().unwrap_or_default();
