@@ -116,10 +116,9 @@ impl Rule {
     }
 }
 
-/// One thing a gate found.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+/// One thing a gate found. Serialized with its fingerprint.
+#[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Finding {
-    #[serde(serialize_with = "serialize_rule")]
     pub rule: Rule,
     pub severity: Severity,
     /// The Compose service concerned, if one is.
@@ -128,10 +127,10 @@ pub struct Finding {
     pub location: Location,
     /// What to change to fix it.
     pub remedy: String,
-}
-
-fn serialize_rule<S: serde::Serializer>(rule: &Rule, serializer: S) -> Result<S::Ok, S::Error> {
-    serializer.serialize_str(rule.id())
+    /// What the finding is about, whatever line it is on and whatever the run measured: the
+    /// part of the fingerprint beyond rule, service and file. The message unless a gate whose
+    /// messages carry figures (timings, exit codes, samples) sets something steadier.
+    pub key: Option<String>,
 }
 
 impl Finding {
@@ -148,12 +147,55 @@ impl Finding {
             message: message.into(),
             location,
             remedy: remedy.into(),
+            key: None,
         }
     }
 
     pub fn service(mut self, service: impl Into<String>) -> Finding {
         self.service = Some(service.into());
         self
+    }
+
+    /// Sets what the finding is about for its fingerprint (see `key`).
+    pub fn key(mut self, key: impl Into<String>) -> Finding {
+        self.key = Some(key.into());
+        self
+    }
+
+    /// A stable identity across runs: the same fault gives the same fingerprint when lines
+    /// move or figures change. Exceptions and the issues opened for persistent violations
+    /// refer to findings by it. Computed from the location as reported (repository-relative).
+    pub fn fingerprint(&self) -> String {
+        use sha2::Digest as _;
+
+        let mut hasher = sha2::Sha256::new();
+        for part in [
+            self.rule.id(),
+            self.service.as_deref().unwrap_or(""),
+            &self.location.file.to_string_lossy(),
+            self.key.as_deref().unwrap_or(&self.message),
+        ] {
+            hasher.update(part.as_bytes());
+            hasher.update([0]);
+        }
+        crate::tools::hex(&hasher.finalize()[..8])
+    }
+}
+
+impl Serialize for Finding {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        use serde::ser::SerializeStruct as _;
+
+        let finding = self;
+        let mut out = serializer.serialize_struct("Finding", 7)?;
+        out.serialize_field("rule", finding.rule.id())?;
+        out.serialize_field("severity", &finding.severity)?;
+        out.serialize_field("service", &finding.service)?;
+        out.serialize_field("message", &finding.message)?;
+        out.serialize_field("location", &finding.location)?;
+        out.serialize_field("remedy", &finding.remedy)?;
+        out.serialize_field("fingerprint", &finding.fingerprint())?;
+        out.end()
     }
 }
 
@@ -174,5 +216,33 @@ mod tests {
         ids.sort_unstable();
         ids.dedup();
         assert_eq!(ids.len(), count);
+    }
+
+    #[test]
+    fn fingerprints_ignore_lines_and_follow_the_key() {
+        let at = |line| Location::line("compose.yaml", line);
+        let finding = Finding::new(Rule::HostNetwork, at(3), "`api` uses the host network", "x")
+            .service("api");
+        let moved = Finding { location: at(40), ..finding.clone() };
+        assert_eq!(finding.fingerprint(), moved.fingerprint());
+        assert_eq!(finding.fingerprint().len(), 16);
+
+        let other_service = finding.clone().service("web");
+        assert_ne!(finding.fingerprint(), other_service.fingerprint());
+        let other_file =
+            Finding { location: Location::line("compose.prod.yaml", 3), ..finding.clone() };
+        assert_ne!(finding.fingerprint(), other_file.fingerprint());
+
+        let exited = |code| {
+            Finding::new(Rule::Exited, at(1), format!("`api` exited with code {code}"), "x")
+                .service("api")
+        };
+        assert_ne!(exited(1).fingerprint(), exited(2).fingerprint(), "the message is the key");
+        assert_eq!(exited(1).key("exited").fingerprint(), exited(2).key("exited").fingerprint());
+
+        let json = serde_json::to_value(&finding).unwrap();
+        assert_eq!(json["rule"], "network/host-network");
+        assert_eq!(json["fingerprint"], finding.fingerprint());
+        assert!(json.get("key").is_none());
     }
 }

@@ -358,7 +358,8 @@ fn finding_for(mesh: &Mesh, containers: &[Container], cell: &Cell) -> Option<Fin
                 format!("the probe {source} → {target}:{port} could not run: {reason}"),
                 "see logs/validate_network_contracts_*.log; the probe image must start in the service's network namespace",
             )
-            .service(source),
+            .service(source)
+            .key(format!("{source}->{target}:{port}")),
         );
     }
     match cell.expected {
@@ -380,7 +381,8 @@ fn finding_for(mesh: &Mesh, containers: &[Container], cell: &Cell) -> Option<Fin
                         "check that `{target}` listens on {port} on every interface and shares a network with `{source}`; its output is in logs/services/{target}.log"
                     ),
                 )
-                .service(source),
+                .service(source)
+            .key(format!("{source}->{target}:{port}")),
             )
         }
         Expected::Refuse if cell.observed == "connected" => {
@@ -415,7 +417,8 @@ fn finding_for(mesh: &Mesh, containers: &[Container], cell: &Cell) -> Option<Fin
                         "take `{source}` or `{target}` off the shared network, or declare the edge in the contract of `{source}` (`talks_to = [\"{target}:{port}\"]`)"
                     ),
                 )
-                .service(source),
+                .service(source)
+            .key(format!("{source}->{target}:{port}")),
             )
         }
         _ => None,

@@ -229,6 +229,7 @@ fn timeout_finding(mesh: &Mesh, name: &str, budget: Duration) -> Finding {
         "read its log under logs/services/, or rerun with --keep-up and use the `logs` command it prints",
     )
     .service(name)
+    .key("timeout")
 }
 
 fn judge(
@@ -265,7 +266,9 @@ fn judge(
             Rule::Exited => service_location(mesh, name),
             _ => healthcheck_location(mesh, name),
         };
-        Judgement::Failed(Box::new(Finding::new(rule, location, message, remedy).service(name)))
+        Judgement::Failed(Box::new(
+            Finding::new(rule, location, message, remedy).service(name).key(rule.id()),
+        ))
     };
 
     let running = state.running.unwrap_or_default();
