@@ -32,14 +32,26 @@ pub async fn connect() -> anyhow::Result<Docker> {
     Ok(docker)
 }
 
-/// `Engine 20.10.24 (API 1.41)`.
-pub async fn describe_engine(docker: &Docker) -> anyhow::Result<String> {
+/// The engine's release and API version.
+#[derive(Clone, Debug)]
+pub struct Engine {
+    pub version: String,
+    pub api_version: String,
+}
+
+impl std::fmt::Display for Engine {
+    /// `Engine 20.10.24 (API 1.41)`.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "Engine {} (API {})", self.version, self.api_version)
+    }
+}
+
+pub async fn describe_engine(docker: &Docker) -> anyhow::Result<Engine> {
     let version = docker.version().await.context("failed to read the engine version")?;
-    Ok(format!(
-        "Engine {} (API {})",
-        version.version.unwrap_or_else(|| "unknown".into()),
-        version.api_version.unwrap_or_else(|| "unknown".into())
-    ))
+    Ok(Engine {
+        version: version.version.unwrap_or_else(|| "unknown".into()),
+        api_version: version.api_version.unwrap_or_else(|| "unknown".into()),
+    })
 }
 
 fn label_filter(label: &str, value: &str) -> HashMap<String, Vec<String>> {

@@ -96,6 +96,10 @@ rules! {
     HealthcheckMissing = ("health/healthcheck-missing", Error),
     /// A readiness endpoint did not answer 2xx.
     NotReady = ("health/not-ready", Error),
+    /// A container had to be killed at teardown: it did not exit on its stop signal within its grace period.
+    IgnoredStopSignal = ("health/ignored-stop-signal", Error),
+    /// A healthcheck sets `start_interval`, which the engine is too old to honour.
+    StartIntervalIgnored = ("health/start-interval-ignored", Warning),
 }
 
 impl Rule {
@@ -112,6 +116,8 @@ impl Rule {
                 | Rule::HealthTimeout
                 | Rule::HealthcheckMissing
                 | Rule::NotReady
+                | Rule::IgnoredStopSignal
+                | Rule::StartIntervalIgnored
         )
     }
 }

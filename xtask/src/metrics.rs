@@ -41,6 +41,11 @@ pub struct ServiceMetrics {
     pub last_health_output: Option<String>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub image_size_bytes: Option<i64>,
+    /// How long the container took to stop on its stop signal at the end of the run.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub stop_ms: Option<u64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub stop_exit_code: Option<i64>,
 }
 
 /// One gate's figures.
@@ -155,6 +160,9 @@ impl Metrics {
             add("service_restarts", labels(), metrics.restarts as f64);
             if let Some(bytes) = metrics.image_size_bytes {
                 add("image_size_bytes", labels(), bytes as f64);
+            }
+            if let Some(ms) = metrics.stop_ms {
+                add("service_stop_seconds", labels(), ms as f64 / 1000.0);
             }
         }
         for probe in &self.probes {

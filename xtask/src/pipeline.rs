@@ -355,8 +355,8 @@ fn run_mesh(
         .context("failed to start the async runtime")?;
     let docker = runtime.block_on(docker::connect())?;
     let engine = runtime.block_on(docker::describe_engine(&docker))?;
-    term::status("Docker", &engine);
-    report.engine = Some(engine);
+    term::status("Docker", &engine.to_string());
+    report.engine = Some(engine.to_string());
     let compose = tools::ensure_compose(root)?;
     report.compose = Some(format!("Docker Compose {}", compose.version));
 
@@ -389,7 +389,10 @@ fn run_mesh(
         metrics.step("readiness", readiness);
     }
     let duration = started.up_to_healthy + started.readiness.unwrap_or_default();
-    let outcome = started.outcome;
+    let mut outcome = started.outcome;
+    outcome
+        .findings
+        .extend(service_health::check_engine_support(&mesh.project, &engine.api_version));
     for (name, state) in &outcome.services {
         let image = images.services.iter().find(|image| image.service == *name);
         metrics.services.insert(
@@ -402,6 +405,8 @@ fn run_mesh(
                 oom_killed: state.oom_killed,
                 last_health_output: state.last_health_output.clone(),
                 image_size_bytes: image.and_then(|image| image.size_bytes),
+                stop_ms: None,
+                stop_exit_code: None,
             },
         );
     }
@@ -426,6 +431,26 @@ fn run_mesh(
         metrics.step("probes", clock.elapsed());
         Ok((checked, clock.elapsed()))
     };
+
+    // Stopped by meshgate rather than by `compose down`, so the gate sees how each container
+    // takes its stop signal; the logs saved next then end with each service's shutdown.
+    if !options.keep_up {
+        teardown::ensure_not_interrupted()?;
+        let clock = Instant::now();
+        let (stops, findings) =
+            runtime.block_on(service_health::stop_containers(&docker, mesh, &project))?;
+        metrics.step("stop", clock.elapsed());
+        outcome.findings.extend(findings);
+        for (name, stop) in stops {
+            if let Some(service) = metrics.services.get_mut(&name) {
+                service.stop_ms = Some(stop.duration_ms);
+                service.stop_exit_code = stop.exit_code;
+            }
+            if let Some(state) = outcome.services.get_mut(&name) {
+                state.stop = Some(stop);
+            }
+        }
+    }
 
     // Every service's output is kept; failures point at it.
     let logs_dir = logs.join("services");

@@ -3,7 +3,7 @@
 //! On the repository's mesh, with its images built once beforehand, two ways of bringing the
 //! mesh up healthy and removing it are timed alternately, each under a project of its own:
 //! - the health gate: `compose up --detach`, waiting on engine events and container state,
-//!   the readiness endpoints, then teardown (`down --volumes` and the label sweep);
+//!   the readiness endpoints, timed stops, then teardown (`down --volumes` and the label sweep);
 //! - Compose alone: `compose up --detach --wait`, then `down --volumes`.
 //!
 //! The median of the per-pair ratios is printed; the target is at most 1.10.
@@ -92,6 +92,8 @@ fn time_gate(
     let clock = Instant::now();
     let guard = TeardownGuard;
     let started = pipeline::start_and_wait(runtime, docker, compose, mesh, &project)?;
+    // As in a gate run: each container is stopped on its own signal and timed, then removed.
+    runtime.block_on(crate::gates::service_health::stop_containers(docker, mesh, &project))?;
     drop(guard);
     let elapsed = clock.elapsed();
     if let Some(finding) = started.outcome.findings.first() {

@@ -21,6 +21,10 @@ const DEFAULT_INTERVAL: Duration = Duration::from_secs(30);
 const DEFAULT_TIMEOUT: Duration = Duration::from_secs(30);
 const DEFAULT_RETRIES: u64 = 3;
 
+/// After a first failure, how long other services may take to show theirs before the gate
+/// reports what it has.
+const SETTLE: Duration = Duration::from_secs(2);
+
 /// How one service fared.
 #[derive(Clone, Debug, Default, serde::Serialize)]
 pub struct ServiceState {
@@ -34,6 +38,8 @@ pub struct ServiceState {
     pub exit_code: Option<i64>,
     pub oom_killed: bool,
     pub last_health_output: Option<String>,
+    /// How it stopped at the end of the run.
+    pub stop: Option<Stop>,
 }
 
 /// What the wait saw.
@@ -83,11 +89,13 @@ pub async fn wait_for_health(
     let mut events_open = true;
     let mut up_error: Option<anyhow::Error> = None;
     let mut outcome = Outcome::default();
+    // The first failure of each service, and when the first of all was seen.
+    let mut failures: BTreeMap<String, Finding> = BTreeMap::new();
+    let mut failing_since: Option<Instant> = None;
 
     loop {
         crate::teardown::ensure_not_interrupted()?;
         let mut waiting = Vec::new();
-        let mut findings = Vec::new();
         let containers = docker::project_containers(docker, project).await?;
         for name in &expected {
             let summary = containers.iter().find(|c| {
@@ -128,18 +136,28 @@ pub async fn wait_for_health(
             outcome.services.insert(name.clone(), state);
             match finding {
                 Judgement::Ready => {}
+                Judgement::Waiting if failures.contains_key(name) => {}
                 Judgement::Waiting => waiting.push(name.clone()),
-                Judgement::Failed(finding) => findings.push(*finding),
+                Judgement::Failed(finding) => {
+                    failures.entry(name.clone()).or_insert(*finding);
+                }
             }
         }
-        if !findings.is_empty() {
-            outcome.findings = findings;
+        if !failures.is_empty() {
+            // Fail fast, but name the other failures already under way (a dependency that
+            // crashed and the dependant that turns unhealthy because of it) in the same run.
+            let first = *failing_since.get_or_insert_with(Instant::now);
+            if waiting.is_empty() || first.elapsed() >= SETTLE {
+                outcome.findings = failures.into_values().collect();
+                return Ok(outcome);
+            }
+        } else if waiting.is_empty() {
             return Ok(outcome);
         }
-        if waiting.is_empty() {
-            return Ok(outcome);
-        }
-        if up_error.is_none() {
+        if failing_since.is_some() {
+            // `compose up` fails too once a dependency failed: the findings say why.
+            let _ = up_finished();
+        } else if up_error.is_none() {
             if let Some(Err(error)) = up_finished() {
                 up_error = Some(error);
                 // One more look at the containers names the cause; then give up.
@@ -153,14 +171,17 @@ pub async fn wait_for_health(
             )));
         }
         if started.elapsed() > overall {
+            outcome.findings = failures.into_values().collect();
             for name in waiting {
                 outcome.findings.push(timeout_finding(mesh, &name, overall));
             }
             return Ok(outcome);
         }
-        // Wake on the next event of the project, or re-check within a second.
+        // Wake on the next event of the project, or re-check within a second (sooner while
+        // other failures are being collected).
+        let tick = if failing_since.is_some() { SETTLE / 4 } else { Duration::from_secs(1) };
         if events_open {
-            match tokio::time::timeout(Duration::from_secs(1), events.next()).await {
+            match tokio::time::timeout(tick, events.next()).await {
                 Ok(None) => events_open = false,
                 Ok(Some(Err(error))) => {
                     crate::term::verbose(&format!(
@@ -172,7 +193,7 @@ pub async fn wait_for_health(
             }
         } else {
             // Without the event stream, state is polled once a second.
-            tokio::time::sleep(Duration::from_secs(1)).await;
+            tokio::time::sleep(tick).await;
         }
     }
 }
@@ -260,6 +281,7 @@ fn judge(
         last_health_output: last_output.as_ref().map(|(_, output)| output.clone()),
         time_to_running_ms: None,
         time_to_healthy_ms: None,
+        stop: None,
     };
     let fail = |rule: Rule, message: String, remedy: &str| {
         let location = match rule {
@@ -432,4 +454,164 @@ pub async fn exec(
         anyhow::bail!("could not run {command:?} in {container}: {}", output.trim());
     }
     Ok((code, output))
+}
+
+/// How a container stopped when the run ended.
+#[derive(Clone, Debug, Default, serde::Serialize)]
+pub struct Stop {
+    pub duration_ms: u64,
+    pub exit_code: Option<i64>,
+    /// How long the engine waited after the stop signal before it sent SIGKILL.
+    pub grace_ms: u64,
+}
+
+/// The grace period the engine gives a container that sets none (`stop_grace_period`).
+const DEFAULT_STOP_GRACE: Duration = Duration::from_secs(10);
+
+/// Stops every running service container of the project at once, each with its own stop
+/// signal and grace period (as `compose down` would), and records how each one stopped. A
+/// container the engine had to kill once its grace period ran out ignored its stop signal: a
+/// service that loses in-flight work, and the coverage profile of an instrumented binary,
+/// whenever it is stopped.
+pub async fn stop_containers(
+    docker: &Docker,
+    mesh: &Mesh,
+    project: &str,
+) -> anyhow::Result<(BTreeMap<String, Stop>, Vec<Finding>)> {
+    let containers = docker::project_containers(docker, project).await?;
+    let running = containers.into_iter().filter_map(|container| {
+        let service = container.labels.as_ref()?.get("com.docker.compose.service")?.clone();
+        let running = container.state == Some(bollard::models::ContainerSummaryStateEnum::RUNNING);
+        running.then_some((service, container.id?))
+    });
+    let stops = running.map(|(service, id)| async move {
+        let stopped =
+            stop_one(docker, &id).await.with_context(|| format!("failed to stop `{service}`"));
+        (service, stopped)
+    });
+    let mut stopped = BTreeMap::new();
+    let mut findings = Vec::new();
+    for (service, stop) in futures_util::future::join_all(stops).await {
+        let (stop, ignored_signal) = stop?;
+        if ignored_signal {
+            findings.push(
+                Finding::new(
+                    Rule::IgnoredStopSignal,
+                    service_location(mesh, &service),
+                    format!(
+                        "`{service}` did not exit within its {} grace period after its stop signal and was killed (exit code 137)",
+                        humantime::format_duration(Duration::from_millis(stop.grace_ms))
+                    ),
+                    "handle SIGTERM (or the service's `stop_signal`) by finishing in-flight work and exiting; raise `stop_grace_period` if it needs longer",
+                )
+                .service(&service)
+                .key("ignored-stop-signal"),
+            );
+        }
+        stopped.insert(service, stop);
+    }
+    Ok((stopped, findings))
+}
+
+/// Stops one container and says whether it had to be killed after its grace period.
+async fn stop_one(docker: &Docker, id: &str) -> anyhow::Result<(Stop, bool)> {
+    let inspect = docker.inspect_container(id, None).await?;
+    let grace = inspect
+        .config
+        .as_ref()
+        .and_then(|config| config.stop_timeout)
+        .filter(|seconds| *seconds >= 0)
+        .map_or(DEFAULT_STOP_GRACE, |seconds| Duration::from_secs(seconds as u64));
+    // The engine answers once the container is gone: allow for the whole grace period.
+    let docker = docker.clone().with_timeout(grace + Duration::from_secs(60));
+    let clock = Instant::now();
+    // Without `t` the engine applies the container's own stop signal and grace period.
+    docker.stop_container(id, None).await?;
+    let duration = clock.elapsed();
+    let state = docker.inspect_container(id, None).await?.state.unwrap_or_default();
+    let exit_code = state.exit_code;
+    let killed = exit_code == Some(137) && !state.oom_killed.unwrap_or_default();
+    // Killed with the grace period spent: the stop signal was not acted on in time.
+    let ignored_signal = killed && duration + Duration::from_millis(250) >= grace;
+    let stop = Stop { duration_ms: millis(duration), exit_code, grace_ms: millis(grace) };
+    Ok((stop, ignored_signal))
+}
+
+/// Warnings about healthcheck settings the engine will not honour: `start_interval` needs
+/// Engine 25 (API 1.44); older engines probe at `interval` throughout the start period.
+pub fn check_engine_support(project: &crate::compose::Project, api_version: &str) -> Vec<Finding> {
+    let mut parts = api_version.split('.').map(|part| part.parse::<u32>().unwrap_or(0));
+    let version = (parts.next().unwrap_or(0), parts.next().unwrap_or(0));
+    if version >= (1, 44) {
+        return Vec::new();
+    }
+    project
+        .active_services()
+        .filter_map(|service| {
+            let healthcheck = service.healthcheck.as_ref()?;
+            healthcheck.start_interval?;
+            let interval = healthcheck.interval.unwrap_or(DEFAULT_INTERVAL);
+            Some(
+                Finding::new(
+                    Rule::StartIntervalIgnored,
+                    healthcheck.location.clone(),
+                    format!(
+                        "`{}` sets `start_interval`, which this engine (API {api_version}) ignores: it probes every {} from the start",
+                        service.name,
+                        humantime::format_duration(interval)
+                    ),
+                    "shorten `interval` if the first probe comes too late, or run Docker Engine 25 or newer",
+                )
+                .service(&service.name),
+            )
+        })
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn c16_project() -> crate::compose::Project {
+        let file = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+            .join("../../shared/cases/inputs/C16-healthcheck-timing/compose.yaml");
+        let options = crate::compose::LoadOptions::with_process_env(vec![file], Vec::new());
+        crate::compose::load(&options).unwrap()
+    }
+
+    #[test]
+    fn start_interval_is_flagged_on_engines_before_api_1_44() {
+        let project = c16_project();
+        let findings = check_engine_support(&project, "1.41");
+        assert_eq!(findings.len(), 1, "{findings:?}");
+        assert_eq!(findings[0].rule, Rule::StartIntervalIgnored);
+        assert_eq!(findings[0].service.as_deref(), Some("db"));
+        assert!(findings[0].message.contains("every 30s"), "{}", findings[0].message);
+        assert!(findings[0].location.line > 0);
+        assert!(check_engine_support(&project, "1.44").is_empty());
+        assert!(check_engine_support(&project, "1.47").is_empty());
+    }
+
+    #[test]
+    fn budgets_follow_the_healthcheck_timing_with_engine_defaults() {
+        use bollard::models::{ContainerConfig, HealthConfig};
+
+        let with = |healthcheck: Option<HealthConfig>| ContainerInspectResponse {
+            config: Some(ContainerConfig { healthcheck, ..Default::default() }),
+            ..Default::default()
+        };
+        let seconds = |s: i64| Some(s * 1_000_000_000);
+        // C16: start_period 60s with the defaults interval 30s, timeout 30s, retries 3.
+        let c16 = HealthConfig { start_period: seconds(60), ..Default::default() };
+        assert_eq!(budget(&with(Some(c16))), Duration::from_secs(60 + 30 * 4 + 30));
+        let fast = HealthConfig {
+            interval: seconds(1),
+            timeout: seconds(2),
+            retries: Some(2),
+            start_period: seconds(10),
+            ..Default::default()
+        };
+        assert_eq!(budget(&with(Some(fast))), Duration::from_secs(10 + 3 + 2));
+        assert_eq!(budget(&with(None)), Duration::from_secs(30));
+    }
 }

@@ -232,3 +232,156 @@ fn integration_gateway_on_the_data_network_fails_the_runtime_probe() {
     let project = report["project"].as_str().unwrap();
     assert_eq!(leftovers(project), 0, "probe containers and the mesh are gone: {project}");
 }
+
+/// The figures the run recorded, `logs/metrics.json`.
+fn metrics_of(dir: &std::path::Path) -> serde_json::Value {
+    let text = std::fs::read_to_string(dir.join("logs/metrics.json")).expect("metrics.json");
+    serde_json::from_str(&text).expect("metrics.json is JSON")
+}
+
+#[test]
+fn integration_crashing_service_fails_fast_with_its_exit_code() {
+    if !docker_or_skip("integration_crashing_service_fails_fast_with_its_exit_code") {
+        return;
+    }
+    // catalog cannot read its port, so it exits with code 2 as soon as it starts.
+    let dir = mesh_variant("crash", |compose| {
+        compose.replace(
+            "    image: meshgate/catalog:local\n",
+            "    image: meshgate/catalog:local\n    environment:\n      PORT: not-a-port\n",
+        )
+    });
+    let config = dir.join("meshgate.toml");
+    let output = xtask(&["gates", "service-health", "--config", config.to_str().unwrap()]);
+    let stderr = stderr(&output);
+    assert_eq!(output.status.code(), Some(1), "{stderr}");
+    assert!(stderr.contains("health/exited"), "{stderr}");
+    assert!(
+        stderr.contains("`catalog` exited with code 2")
+            || stderr.contains("`catalog` restarted") && stderr.contains("last exit code 2"),
+        "names the service and its exit code: {stderr}"
+    );
+
+    // Failed within 5 s of the crash, not at the 120 s budget: the crash came right after
+    // the container started.
+    let report = report_of(&dir);
+    let health = &report["gates"][0];
+    assert_eq!(health["gate"], "service-health");
+    let metrics = metrics_of(&dir);
+    let started = metrics["services"]["catalog"]["time_to_running_ms"].as_u64().unwrap();
+    let failed = health["duration_ms"].as_u64().unwrap();
+    assert!(failed < started + 5_000, "failed {failed} ms after up, catalog ran at {started} ms");
+    let catalog_log = std::fs::read_to_string(dir.join("logs/services/catalog.log")).unwrap();
+    assert!(catalog_log.contains("PORT is not a port number"), "{catalog_log}");
+    assert_eq!(leftovers(report["project"].as_str().unwrap()), 0);
+}
+
+#[test]
+fn integration_c15_every_failure_under_way_is_named_before_the_budget() {
+    if !docker_or_skip("integration_c15_every_failure_under_way_is_named_before_the_budget") {
+        return;
+    }
+    // C15 with the mesh's own images: `ledger` crashes at start (an unknown command exits 2),
+    // `catalog`'s healthcheck always fails; orders and gateway wait on both. A zero start
+    // period would inherit the image's 10 s, so the start period is 1 ms.
+    let dir = mesh_variant("c15", |compose| {
+        compose
+            .replace(
+                "    image: meshgate/catalog:local\n",
+                "    image: meshgate/catalog:local\n    healthcheck:\n      test: [\"CMD\", \"/catalog\", \"healthcheck\", \"/nowhere\"]\n      interval: 1s\n      timeout: 1s\n      retries: 1\n      start_period: 1ms\n",
+            )
+            .replace(
+                "    image: meshgate/ledger:local\n",
+                "    image: meshgate/ledger:local\n    restart: \"no\"\n    command: [\"crash\"]\n",
+            )
+    });
+    let config = dir.join("meshgate.toml");
+    let output = xtask(&["gates", "service-health", "--config", config.to_str().unwrap()]);
+    let stderr = stderr(&output);
+    assert_eq!(output.status.code(), Some(1), "{stderr}");
+    assert!(stderr.contains("`ledger` exited with code 2"), "{stderr}");
+    assert!(stderr.contains("`catalog` is unhealthy (last probe output:"), "{stderr}");
+    let report = report_of(&dir);
+    assert!(report["gates"][0]["duration_ms"].as_u64().unwrap() < 60_000, "{report:#}");
+    assert_eq!(leftovers(report["project"].as_str().unwrap()), 0);
+}
+
+#[test]
+fn integration_health_timeout_fails_naming_the_service_and_leaves_nothing() {
+    if !docker_or_skip("integration_health_timeout_fails_naming_the_service_and_leaves_nothing") {
+        return;
+    }
+    // catalog's probe never passes, but inside its hour-long start period failures do not
+    // count: it stays `starting` until its 4 s budget from meshgate.toml runs out.
+    let dir = mesh_variant("timeout", |compose| {
+        compose.replace(
+            "    image: meshgate/catalog:local\n",
+            "    image: meshgate/catalog:local\n    healthcheck:\n      test: [\"CMD\", \"/catalog\", \"healthcheck\", \"/nowhere\"]\n      interval: 1s\n      start_period: 1h\n",
+        )
+    });
+    let config = dir.join("meshgate.toml");
+    let mut text = std::fs::read_to_string(&config).unwrap();
+    text.push_str("\n[gates.service_health.services.catalog]\ntimeout = \"4s\"\n");
+    std::fs::write(&config, text).unwrap();
+    let output = xtask(&["gates", "service-health", "--config", config.to_str().unwrap()]);
+    let stderr = stderr(&output);
+    assert_eq!(output.status.code(), Some(1), "{stderr}");
+    assert!(stderr.contains("health/timeout"), "{stderr}");
+    assert!(stderr.contains("`catalog` did not become healthy within 4s"), "{stderr}");
+    let report = report_of(&dir);
+    assert_eq!(leftovers(report["project"].as_str().unwrap()), 0);
+}
+
+#[test]
+fn integration_two_runs_at_once_keep_to_their_own_projects() {
+    if !docker_or_skip("integration_two_runs_at_once_keep_to_their_own_projects") {
+        return;
+    }
+    let dirs = [mesh_variant("twin-a", |c| c), mesh_variant("twin-b", |c| c)];
+    let outputs: Vec<std::process::Output> = std::thread::scope(|scope| {
+        let runs: Vec<_> = dirs
+            .iter()
+            .map(|dir| {
+                let config = dir.join("meshgate.toml");
+                scope.spawn(move || {
+                    xtask(&["gates", "service-health", "--config", config.to_str().unwrap()])
+                })
+            })
+            .collect();
+        runs.into_iter().map(|run| run.join().unwrap()).collect()
+    });
+    for output in &outputs {
+        assert_eq!(output.status.code(), Some(0), "{}", stderr(output));
+    }
+    let projects: Vec<String> =
+        dirs.iter().map(|dir| report_of(dir)["project"].as_str().unwrap().to_owned()).collect();
+    assert_ne!(projects[0], projects[1]);
+    for project in &projects {
+        assert_eq!(leftovers(project), 0, "{project} left resources");
+    }
+}
+
+#[test]
+fn integration_a_service_that_ignores_its_stop_signal_is_named() {
+    if !docker_or_skip("integration_a_service_that_ignores_its_stop_signal_is_named") {
+        return;
+    }
+    // SIGWINCH is ignored by default: the engine has to kill ledger after its 2 s grace.
+    let dir = mesh_variant("stop-signal", |compose| {
+        compose.replace(
+            "    image: meshgate/ledger:local\n",
+            "    image: meshgate/ledger:local\n    stop_signal: SIGWINCH\n    stop_grace_period: 2s\n",
+        )
+    });
+    let config = dir.join("meshgate.toml");
+    let output = xtask(&["gates", "service-health", "--config", config.to_str().unwrap()]);
+    let stderr = stderr(&output);
+    assert_eq!(output.status.code(), Some(1), "{stderr}");
+    assert!(stderr.contains("health/ignored-stop-signal"), "{stderr}");
+    assert!(stderr.contains("`ledger` did not exit within its 2s grace period"), "{stderr}");
+    assert!(!stderr.contains("`catalog` did not exit"), "only ledger: {stderr}");
+    let metrics = metrics_of(&dir);
+    assert_eq!(metrics["services"]["ledger"]["stop_exit_code"], 137);
+    assert_eq!(metrics["services"]["catalog"]["stop_exit_code"], 0);
+    assert_eq!(leftovers(report_of(&dir)["project"].as_str().unwrap()), 0);
+}
