@@ -6,10 +6,15 @@
 //! {"target":"catalog:8080","address":"10.0.2.3:8080","outcome":"connected","micros":412}
 //! ```
 //!
-//! Outcomes: `connected`, `refused`, `timeout`, `unreachable` (no route), `unresolved` (the
-//! name has no address here) and `error` (anything else, with `detail`). The exit code is 0
-//! when every target was tried, whatever the outcomes, and 2 for a usage error: the gate
-//! tells a probe that ran from one that could not.
+//! A target written as a URL (`http://catalog:8080/readyz`) is fetched with a GET instead,
+//! and its line carries the answer's `status`; the health gate probes readiness endpoints
+//! this way, over the mesh from a caller's namespace.
+//!
+//! Outcomes: `connected`, `answered` (a URL that gave an HTTP answer, whatever its status),
+//! `refused`, `timeout`, `unreachable` (no route), `unresolved` (the name has no address
+//! here) and `error` (anything else, with `detail`). The exit code is 0 when every target was
+//! tried, whatever the outcomes, and 2 for a usage error: the gate tells a probe that ran
+//! from one that could not.
 
 use std::io::Write as _;
 use std::net::{SocketAddr, TcpStream, ToSocketAddrs as _};
@@ -18,7 +23,7 @@ use std::time::{Duration, Instant};
 
 use serde_json::json;
 
-const USAGE: &str = "usage: meshgate-probe [--timeout-ms N] HOST:PORT...";
+const USAGE: &str = "usage: meshgate-probe [--timeout-ms N] (HOST:PORT | http://HOST:PORT/PATH)...";
 
 fn main() -> ExitCode {
     let mut timeout = Duration::from_secs(2);
@@ -42,7 +47,15 @@ fn main() -> ExitCode {
     let lines: Vec<String> = std::thread::scope(|scope| {
         let handles: Vec<_> = targets
             .iter()
-            .map(|target| scope.spawn(move || probe(target, timeout).to_string()))
+            .map(|target| {
+                scope.spawn(move || {
+                    if target.starts_with("http://") {
+                        fetch(target, timeout).to_string()
+                    } else {
+                        probe(target, timeout).to_string()
+                    }
+                })
+            })
             .collect();
         handles
             .into_iter()
@@ -96,6 +109,39 @@ fn probe(target: &str, timeout: Duration) -> serde_json::Value {
     }
 }
 
+/// One URL: a GET within `timeout`; any HTTP answer is `answered` with its status.
+fn fetch(url: &str, timeout: Duration) -> serde_json::Value {
+    let started = Instant::now();
+    let agent: ureq::Agent = ureq::Agent::config_builder()
+        .timeout_global(Some(timeout))
+        .http_status_as_error(false)
+        .max_redirects(0)
+        .build()
+        .into();
+    match agent.get(url).call() {
+        Ok(response) => {
+            let mut value = outcome(url, None, "answered", started, None);
+            value["status"] = json!(response.status().as_u16());
+            value
+        }
+        Err(error) => {
+            let kind = match &error {
+                ureq::Error::Timeout(_) => "timeout",
+                ureq::Error::HostNotFound => "unresolved",
+                ureq::Error::Io(io) => match io.kind() {
+                    std::io::ErrorKind::ConnectionRefused => "refused",
+                    std::io::ErrorKind::TimedOut | std::io::ErrorKind::WouldBlock => "timeout",
+                    std::io::ErrorKind::NetworkUnreachable
+                    | std::io::ErrorKind::HostUnreachable => "unreachable",
+                    _ => "error",
+                },
+                _ => "error",
+            };
+            outcome(url, None, kind, started, Some(error.to_string()))
+        }
+    }
+}
+
 fn outcome(
     target: &str,
     address: Option<SocketAddr>,
@@ -129,6 +175,36 @@ mod tests {
 
         // Port 1 is privileged and outside the ephemeral range: nothing listens there.
         let result = probe("127.0.0.1:1", Duration::from_secs(2));
+        assert_eq!(result["outcome"], "refused", "{result}");
+    }
+
+    #[test]
+    fn a_url_is_fetched_and_its_status_reported() {
+        use std::io::{BufRead as _, BufReader};
+
+        let listener = std::net::TcpListener::bind(("127.0.0.1", 0)).unwrap();
+        let port = listener.local_addr().unwrap().port();
+        let server = std::thread::spawn(move || {
+            let (stream, _) = listener.accept().unwrap();
+            let mut reader = BufReader::new(stream);
+            let mut request_line = String::new();
+            reader.read_line(&mut request_line).unwrap();
+            let mut line = String::new();
+            while reader.read_line(&mut line).unwrap() > 2 {
+                line.clear();
+            }
+            let mut stream = reader.into_inner();
+            stream
+                .write_all(b"HTTP/1.1 503 Service Unavailable\r\ncontent-length: 0\r\n\r\n")
+                .unwrap();
+            request_line
+        });
+        let result = fetch(&format!("http://127.0.0.1:{port}/readyz"), Duration::from_secs(2));
+        assert_eq!(result["outcome"], "answered", "{result}");
+        assert_eq!(result["status"], 503, "{result}");
+        assert!(server.join().unwrap().starts_with("GET /readyz HTTP/1.1"));
+
+        let result = fetch("http://127.0.0.1:1/readyz", Duration::from_secs(2));
         assert_eq!(result["outcome"], "refused", "{result}");
     }
 

@@ -383,7 +383,7 @@ fn run_mesh(
     report.project = Some(project.clone());
     let guard = TeardownGuard;
     term::status("Starting", &format!("mesh as compose project {project}"));
-    let started = start_and_wait(&runtime, &docker, &compose, mesh, &project)?;
+    let started = start_and_wait(&runtime, &docker, &compose, mesh, &project, &images.probe)?;
     metrics.step("compose up to healthy", started.up_to_healthy);
     if let Some(readiness) = started.readiness {
         metrics.step("readiness", readiness);
@@ -510,6 +510,7 @@ pub fn start_and_wait(
     compose: &tools::Compose,
     mesh: &Mesh,
     project: &str,
+    probe_image: &str,
 ) -> anyhow::Result<Started> {
     let files = mesh.project.files.clone();
     let clock = Instant::now();
@@ -541,8 +542,12 @@ pub fn start_and_wait(
     let mut readiness = None;
     if outcome.findings.is_empty() {
         let clock = Instant::now();
-        outcome.findings =
-            runtime.block_on(service_health::check_readiness(docker, mesh, project))?;
+        outcome.findings = runtime.block_on(service_health::check_readiness(
+            docker,
+            mesh,
+            project,
+            probe_image,
+        ))?;
         readiness = Some(clock.elapsed());
     }
     Ok(Started { outcome, up_to_healthy, readiness })

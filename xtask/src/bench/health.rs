@@ -35,7 +35,8 @@ pub fn run(sh: &xshell::Shell, root: &Path, runs: u32) -> anyhow::Result<u8> {
     term::status("Compiling", "service binaries (static, release)");
     let binaries = crate::images::build_binaries(&mesh)?;
     let revision = pipeline::revision(sh);
-    runtime.block_on(crate::images::build_images(&docker, &mesh, &binaries, &revision))?;
+    let images =
+        runtime.block_on(crate::images::build_images(&docker, &mesh, &binaries, &revision))?;
 
     let mut ours = Vec::new();
     let mut theirs = Vec::new();
@@ -45,7 +46,7 @@ pub fn run(sh: &xshell::Shell, root: &Path, runs: u32) -> anyhow::Result<u8> {
         let first_ours = run % 2 == 1;
         for ours_now in [first_ours, !first_ours] {
             if ours_now {
-                ours.push(time_gate(&runtime, &docker, &compose, &mesh)?);
+                ours.push(time_gate(&runtime, &docker, &compose, &mesh, &images.probe)?);
             } else {
                 theirs.push(time_compose(&compose, &mesh)?);
             }
@@ -87,11 +88,12 @@ fn time_gate(
     docker: &bollard::Docker,
     compose: &Compose,
     mesh: &Mesh,
+    probe_image: &str,
 ) -> anyhow::Result<Duration> {
     let project = pipeline::project_name();
     let clock = Instant::now();
     let guard = TeardownGuard;
-    let started = pipeline::start_and_wait(runtime, docker, compose, mesh, &project)?;
+    let started = pipeline::start_and_wait(runtime, docker, compose, mesh, &project, probe_image)?;
     // As in a gate run: each container is stopped on its own signal and timed, then removed.
     runtime.block_on(crate::gates::service_health::stop_containers(docker, mesh, &project))?;
     drop(guard);

@@ -60,10 +60,14 @@ pub struct Outcome {
     pub target: String,
     #[serde(default)]
     pub address: Option<String>,
-    /// `connected`, `refused`, `timeout`, `unreachable`, `unresolved` or `error`.
+    /// `connected`, `answered` (a URL target), `refused`, `timeout`, `unreachable`,
+    /// `unresolved` or `error`.
     pub outcome: String,
     #[serde(default)]
     pub micros: u64,
+    /// The HTTP status of a URL target that answered.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub status: Option<u16>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub detail: Option<String>,
 }
@@ -273,6 +277,7 @@ pub fn judge(
                                 address: None,
                                 outcome: "error".into(),
                                 micros: 0,
+                                status: None,
                                 detail: Some("the probe printed no result for it".into()),
                             }
                         })
@@ -285,6 +290,7 @@ pub fn judge(
                         address: None,
                         outcome: "error".into(),
                         micros: 0,
+                        status: None,
                         detail: Some(reason.clone()),
                     })
                     .collect(),
@@ -481,8 +487,25 @@ async fn run_probes(
         plan.cells.iter().flat_map(|(_, _, _, probes)| probes.iter().cloned()).collect();
     targets.sort();
     targets.dedup();
+    let name = format!("{project}-probe-{}", plan.source);
+    run_probe_container(docker, project, image, &name, &plan.container_id, &targets, timeout).await
+}
+
+/// Runs `meshgate-probe` on `targets` (`host:port` to connect, `http://…` to fetch) in a
+/// helper container named `name` that joins the network namespace of `container_id`, and
+/// removes the helper again. The helper carries the project's label, so teardown finds it
+/// whatever happens; an `Err` says why the probe could not run, never what it saw.
+pub async fn run_probe_container(
+    docker: &Docker,
+    project: &str,
+    image: &str,
+    name: &str,
+    container_id: &str,
+    targets: &[String],
+    timeout: Duration,
+) -> Result<Vec<Outcome>, String> {
     let mut command = vec!["--timeout-ms".to_owned(), timeout.as_millis().to_string()];
-    command.extend(targets);
+    command.extend(targets.iter().cloned());
     let labels = HashMap::from([
         (docker::PROJECT_LABEL.to_owned(), project.to_owned()),
         (ROLE_LABEL.to_owned(), "probe".to_owned()),
@@ -493,7 +516,7 @@ async fn run_probes(
         labels: Some(labels),
         network_disabled: None,
         host_config: Some(HostConfig {
-            network_mode: Some(format!("container:{}", plan.container_id)),
+            network_mode: Some(format!("container:{container_id}")),
             readonly_rootfs: Some(true),
             cap_drop: Some(vec!["ALL".into()]),
             security_opt: Some(vec!["no-new-privileges:true".into()]),
@@ -501,8 +524,7 @@ async fn run_probes(
         }),
         ..ContainerCreateBody::default()
     };
-    let name = format!("{project}-probe-{}", plan.source);
-    let options = CreateContainerOptionsBuilder::default().name(&name).build();
+    let options = CreateContainerOptionsBuilder::default().name(name).build();
     let created = docker
         .create_container(Some(options), body)
         .await
@@ -615,6 +637,7 @@ mod tests {
             address: Some(target.replace("ledger", "10.0.2.2").replace("catalog", "10.0.1.2")),
             outcome: result.into(),
             micros: 300,
+            status: None,
             detail: None,
         }
     }

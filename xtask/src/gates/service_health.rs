@@ -375,85 +375,120 @@ fn container_age(started_at: &Option<String>) -> Option<Duration> {
     std::time::SystemTime::now().duration_since(started).ok()
 }
 
-/// Runs each contract's readiness probe inside its container, over the mesh.
+/// How long one readiness request may take: a service's `/readyz` asks its own dependencies
+/// first, so it gets longer than a bare connect probe.
+pub const READINESS_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// Fetches every declared readiness endpoint over the mesh: from the network namespace of a
+/// running service whose contract declares an edge to it (a real caller), or from the
+/// service's own namespace by its service name when nothing calls it (a public entry point).
+/// Each source's requests go out at once from one `meshgate-probe` helper container; sources
+/// run in parallel. Only a 2xx answer is ready.
 pub async fn check_readiness(
     docker: &Docker,
     mesh: &Mesh,
     project: &str,
+    probe_image: &str,
 ) -> anyhow::Result<Vec<Finding>> {
-    let containers = docker::project_containers(docker, project).await?;
+    let running: BTreeMap<String, String> = docker::project_containers(docker, project)
+        .await?
+        .into_iter()
+        .filter(|c| c.state == Some(bollard::models::ContainerSummaryStateEnum::RUNNING))
+        .filter_map(|c| Some((c.labels?.get("com.docker.compose.service")?.clone(), c.id?)))
+        .collect();
     let mut findings = Vec::new();
+    // source service → (target service, URL)
+    let mut by_source: BTreeMap<String, Vec<(String, String)>> = BTreeMap::new();
     for contract in mesh.contracts.values() {
-        let (Some(path), Some(package)) = (&contract.readiness, &contract.package) else {
+        let Some(path) = &contract.readiness else { continue };
+        if !running.contains_key(&contract.service) {
+            // Not part of this run (an inactive profile): the wait judged what should run.
             continue;
-        };
-        let Some(id) = containers.iter().find_map(|c| {
-            let service = c.labels.as_ref()?.get("com.docker.compose.service")?;
-            (service == &contract.service).then(|| c.id.clone()).flatten()
-        }) else {
-            continue;
-        };
-        let command = vec![format!("/{}", package.binary), "healthcheck".to_owned(), path.clone()];
-        let (code, output) = exec(docker, &id, command).await?;
-        if code != 0 {
+        }
+        let Some(port) = contract.listen.iter().find(|l| l.protocol == "tcp").map(|l| l.port)
+        else {
             findings.push(
                 Finding::new(
                     Rule::NotReady,
                     contract.location.clone(),
                     format!(
-                        "`{}` is healthy but {path} did not answer 2xx (exit {code}): {}",
-                        contract.service,
-                        output.trim()
+                        "`{}` declares readiness {path} but listens on no TCP port to ask it on",
+                        contract.service
                     ),
-                    "check that the service's dependencies answer over the mesh",
+                    "add the HTTP port to the contract's `listen`, or remove `readiness`",
                 )
                 .service(&contract.service),
+            );
+            continue;
+        };
+        let caller = mesh
+            .contracts
+            .values()
+            .filter(|other| running.contains_key(&other.service))
+            .find(|other| {
+                other.talks_to.iter().any(|e| e.service == contract.service && e.port == port)
+            })
+            .map_or_else(|| contract.service.clone(), |other| other.service.clone());
+        let url = format!("http://{}:{port}{path}", contract.service);
+        by_source.entry(caller).or_default().push((contract.service.clone(), url));
+    }
+
+    let running = &running;
+    let runs = by_source.iter().map(|(source, requests)| async move {
+        let urls: Vec<String> = requests.iter().map(|(_, url)| url.clone()).collect();
+        let name = format!("{project}-ready-{source}");
+        let result = crate::gates::network_runtime::run_probe_container(
+            docker,
+            project,
+            probe_image,
+            &name,
+            &running[source],
+            &urls,
+            READINESS_TIMEOUT,
+        )
+        .await;
+        (source, requests, result)
+    });
+    for (source, requests, result) in futures_util::future::join_all(runs).await {
+        for (service, url) in requests {
+            let contract = &mesh.contracts[service];
+            let seen = result
+                .as_ref()
+                .map(|outcomes| outcomes.iter().find(|outcome| &outcome.target == url));
+            let problem = match seen {
+                Ok(Some(outcome)) => match outcome.status {
+                    Some(status) if outcome.outcome == "answered" => {
+                        if (200..300).contains(&status) {
+                            continue;
+                        }
+                        format!("answered {status}")
+                    }
+                    _ => format!(
+                        "got no answer: {}{}",
+                        outcome.outcome,
+                        outcome.detail.as_ref().map(|d| format!(" ({d})")).unwrap_or_default()
+                    ),
+                },
+                Ok(None) => "got no answer: the probe printed no result for it".to_owned(),
+                Err(reason) => format!("could not be asked: {reason}"),
+            };
+            let from = if source == service {
+                "its own namespace".to_owned()
+            } else {
+                format!("`{source}`")
+            };
+            findings.push(
+                Finding::new(
+                    Rule::NotReady,
+                    contract.location.clone(),
+                    format!("`{service}` is healthy but GET {url} from {from} {problem}"),
+                    "check that the service's dependencies answer over the mesh; `--keep-up` leaves the mesh running to look",
+                )
+                .service(service),
             );
         }
     }
     Ok(findings)
-}
-
-/// Runs a command in a container and returns its exit code and output. A command that could
-/// not start (126, 127, "executable file not found") is an error, never a result.
-pub async fn exec(
-    docker: &Docker,
-    container: &str,
-    command: Vec<String>,
-) -> anyhow::Result<(i64, String)> {
-    use bollard::exec::{CreateExecOptions, StartExecResults};
-    let created = docker
-        .create_exec(
-            container,
-            CreateExecOptions {
-                cmd: Some(command.clone()),
-                attach_stdout: Some(true),
-                attach_stderr: Some(true),
-                ..Default::default()
-            },
-        )
-        .await
-        .with_context(|| format!("failed to create exec {command:?} in {container}"))?;
-    let mut output = String::new();
-    if let StartExecResults::Attached { output: mut stream, .. } =
-        docker.start_exec(&created.id, None).await?
-    {
-        while let Some(chunk) = stream.next().await {
-            output.push_str(&String::from_utf8_lossy(&chunk?.into_bytes()));
-        }
-    }
-    // The exec may still be finishing after its output closed: read the code once it ended.
-    let code = loop {
-        let inspect = docker.inspect_exec(&created.id).await?;
-        if inspect.running != Some(true) {
-            break inspect.exit_code.unwrap_or(-1);
-        }
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    };
-    if code == 126 || code == 127 || output.contains("executable file not found") {
-        anyhow::bail!("could not run {command:?} in {container}: {}", output.trim());
-    }
-    Ok((code, output))
 }
 
 /// How a container stopped when the run ended.

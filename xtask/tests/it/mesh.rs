@@ -385,3 +385,33 @@ fn integration_a_service_that_ignores_its_stop_signal_is_named() {
     assert_eq!(metrics["services"]["catalog"]["stop_exit_code"], 0);
     assert_eq!(leftovers(report_of(&dir)["project"].as_str().unwrap()), 0);
 }
+
+#[test]
+fn integration_readiness_is_asked_over_the_mesh_from_a_caller() {
+    if !docker_or_skip("integration_readiness_is_asked_over_the_mesh_from_a_caller") {
+        return;
+    }
+    // orders is alive (its /healthz answers) but looks for ledger on a port nothing listens
+    // on, so its /readyz answers 503: healthy, not ready.
+    let dir = mesh_variant("not-ready", |compose| {
+        compose.replace(
+            "    image: meshgate/orders:local\n",
+            "    image: meshgate/orders:local\n    environment:\n      LEDGER_URL: http://ledger:9999\n",
+        )
+    });
+    let config = dir.join("meshgate.toml");
+    let output = xtask(&["gates", "service-health", "--config", config.to_str().unwrap()]);
+    let stderr = stderr(&output);
+    assert_eq!(output.status.code(), Some(1), "{stderr}");
+    assert!(stderr.contains("health/not-ready"), "{stderr}");
+    // gateway declares `orders:8080`, so orders' readiness is asked from gateway's namespace.
+    assert!(
+        stderr.contains(
+            "`orders` is healthy but GET http://orders:8080/readyz from `gateway` answered 503"
+        ),
+        "{stderr}"
+    );
+    assert!(!stderr.contains("`catalog` is healthy but"), "only orders: {stderr}");
+    let report = report_of(&dir);
+    assert_eq!(leftovers(report["project"].as_str().unwrap()), 0, "readiness helpers are gone");
+}

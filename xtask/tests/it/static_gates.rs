@@ -189,3 +189,33 @@ fn inferred_contracts_talk_to_every_port_their_dependencies_listen_on() {
     assert_eq!(api["listen"].to_string(), r#"["5353/udp", 8080, 9000, 9001]"#, "{api}");
     assert_eq!(api["networks"].to_string(), r#"["default"]"#, "{api}");
 }
+
+#[test]
+fn a_second_run_compares_with_the_first_and_flags_new_findings() {
+    let dir = mesh_variant("summary-deltas", |compose| compose);
+    let config = dir.join("meshgate.toml");
+    let run = || xtask(&["gates", "--static", "--config", config.to_str().unwrap()]);
+    assert_eq!(run().status.code(), Some(0));
+    let first = std::fs::read_to_string(dir.join("logs/summary.md")).unwrap();
+    assert!(!first.contains("Compared with the last run"), "no earlier run: {first}");
+
+    // The same kind of run again, now with gateway on the data network.
+    let compose = std::fs::read_to_string(dir.join("compose.yaml")).unwrap();
+    let compose = compose.replace("networks: [edge, backend]", "networks: [edge, backend, data]");
+    std::fs::write(dir.join("compose.yaml"), compose).unwrap();
+    assert_eq!(run().status.code(), Some(1));
+    let second = std::fs::read_to_string(dir.join("logs/summary.md")).unwrap();
+    assert!(second.contains("Compared with the last run of this kind"), "{second}");
+    let row = second
+        .lines()
+        .find(|line| line.starts_with("| `findings{rule=\"all\"}`"))
+        .unwrap_or_else(|| panic!("no findings row: {second}"));
+    assert!(row.contains("| 2 | +2 |") && row.contains("**regression**"), "{row}");
+    assert!(second.contains("regression(s)** beyond the tolerance"), "{second}");
+    let history = std::fs::read_to_string(dir.join(".meshgate/history.jsonl")).unwrap();
+    assert_eq!(history.lines().count(), 2, "{history}");
+    let metrics: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(dir.join("logs/metrics.json")).unwrap())
+            .unwrap();
+    assert_eq!(metrics["findings_by_rule"]["network/network-mismatch"], 1, "{metrics:#}");
+}
