@@ -44,6 +44,13 @@ struct Raw {
     external: BTreeMap<String, Spanned<ContractRaw>>,
     #[serde(default)]
     gates: GatesRaw,
+    /// Per-rule settings, keyed by rule id: `[rules."network/host-network"]`.
+    #[serde(default)]
+    rules: BTreeMap<String, Spanned<RuleRaw>>,
+    #[serde(default)]
+    exceptions: ExceptionsRaw,
+    #[serde(default, rename = "override")]
+    emergency: OverrideRaw,
     #[serde(default)]
     metrics: MetricsRaw,
 }
@@ -79,6 +86,9 @@ struct MeshRaw {
     /// Whether the workspace's crates carry contracts at all.
     #[serde(default = "yes")]
     crate_contracts: bool,
+    /// In warning mode, a gate with findings fails until an authorized reviewer approves.
+    #[serde(default)]
+    require_approval: bool,
 }
 
 impl Default for MeshRaw {
@@ -89,6 +99,7 @@ impl Default for MeshRaw {
             mode: Mode::Strict,
             workspace: None,
             crate_contracts: true,
+            require_approval: false,
         }
     }
 }
@@ -134,6 +145,29 @@ struct GatesRaw {
     artifact_hygiene: GateRaw,
     #[serde(default)]
     coverage: CoverageRaw,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RuleRaw {
+    mode: Option<Mode>,
+}
+
+/// `[exceptions]`: the reviewed exception file and how early expiry is announced.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct ExceptionsRaw {
+    file: Option<String>,
+    warn_within: Option<Spanned<String>>,
+}
+
+/// `[override]`: the emergency override's limits and its audit log.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct OverrideRaw {
+    default_expiry: Option<Spanned<String>>,
+    max_expiry: Option<Spanned<String>>,
+    audit_log: Option<String>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -207,6 +241,27 @@ pub struct Config {
     pub service_health_timeouts: BTreeMap<String, Duration>,
     pub coverage_lines: f64,
     pub metrics: MetricsPolicy,
+    /// Modes set for single rules; they take precedence over their gate's mode.
+    pub rule_modes: BTreeMap<crate::finding::Rule, Mode>,
+    pub require_approval: bool,
+    pub exceptions: ExceptionsPolicy,
+    pub emergency: OverridePolicy,
+}
+
+/// The reviewed exception file.
+#[derive(Clone, Debug)]
+pub struct ExceptionsPolicy {
+    pub file: PathBuf,
+    /// Exceptions that expire within this long are announced.
+    pub warn_within: Duration,
+}
+
+/// Limits of the emergency override, and where its uses are recorded.
+#[derive(Clone, Debug)]
+pub struct OverridePolicy {
+    pub default_expiry: Duration,
+    pub max_expiry: Duration,
+    pub audit_log: PathBuf,
 }
 
 /// Where the history of runs lives and how runs are compared.
@@ -340,6 +395,11 @@ fn validate(raw: Raw, file: &Path, text: &str, root: &Path) -> anyhow::Result<Co
         }
     }
 
+    let warn_within = parse_timeout(&raw.exceptions.warn_within, Duration::from_secs(14 * 86_400));
+    let default_expiry =
+        parse_timeout(&raw.emergency.default_expiry, Duration::from_secs(4 * 3600));
+    let max_expiry = parse_timeout(&raw.emergency.max_expiry, Duration::from_secs(24 * 3600));
+
     let mut external = BTreeMap::new();
     for (name, contract) in raw.external {
         let location = at(contract.span());
@@ -381,6 +441,38 @@ fn validate(raw: Raw, file: &Path, text: &str, root: &Path) -> anyhow::Result<Co
             *floor = value.max(0.0);
         }
     }
+    if default_expiry > max_expiry {
+        let span = raw.emergency.default_expiry.as_ref().map(|v| v.span()).unwrap_or_default();
+        errors.push(InputError::new(
+            at(span),
+            "`override.default_expiry` is longer than `override.max_expiry`".to_owned(),
+            "shorten the default or raise the maximum",
+        ));
+    }
+    let mut rule_modes = BTreeMap::new();
+    for (id, settings) in &raw.rules {
+        match crate::finding::Rule::from_id(id) {
+            Some(rule) => {
+                if let Some(mode) = settings.get_ref().mode {
+                    rule_modes.insert(rule, mode);
+                }
+            }
+            None => errors.push(InputError::new(
+                at(settings.span()),
+                format!("`rules.\"{id}\"` names no rule"),
+                "use a rule id as the reports print it, such as \"network/host-network\"; README.md lists them",
+            )),
+        }
+    }
+    let exceptions = ExceptionsPolicy {
+        file: root.join(raw.exceptions.file.as_deref().unwrap_or("meshgate-exceptions.toml")),
+        warn_within,
+    };
+    let emergency = OverridePolicy {
+        default_expiry,
+        max_expiry,
+        audit_log: root.join(raw.emergency.audit_log.as_deref().unwrap_or(".meshgate/audit.jsonl")),
+    };
     let metrics = MetricsPolicy {
         history: root.join(raw.metrics.history.as_deref().unwrap_or(".meshgate/history.jsonl")),
         tolerance,
@@ -433,6 +525,10 @@ fn validate(raw: Raw, file: &Path, text: &str, root: &Path) -> anyhow::Result<Co
         service_health_timeouts,
         coverage_lines,
         metrics,
+        rule_modes,
+        require_approval: raw.mesh.require_approval,
+        exceptions,
+        emergency,
     })
 }
 

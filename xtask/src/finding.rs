@@ -30,6 +30,11 @@ macro_rules! rules {
                 match self { $(Rule::$variant => $id,)* }
             }
 
+            /// The rule with this id, as reports print it.
+            pub fn from_id(id: &str) -> Option<Rule> {
+                match id { $($id => Some(Rule::$variant),)* _ => None }
+            }
+
             pub fn default_severity(self) -> Severity {
                 match self { $(Rule::$variant => Severity::$severity,)* }
             }
@@ -100,6 +105,12 @@ rules! {
     IgnoredStopSignal = ("health/ignored-stop-signal", Error),
     /// A healthcheck sets `start_interval`, which the engine is too old to honour.
     StartIntervalIgnored = ("health/start-interval-ignored", Warning),
+    /// A reviewed exception has expired: it suppresses nothing any more.
+    ExceptionExpired = ("exception/expired", Error),
+    /// A reviewed exception expires soon.
+    ExceptionExpiring = ("exception/expiring", Warning),
+    /// A reviewed exception matches no finding.
+    ExceptionStale = ("exception/stale", Warning),
 }
 
 impl Rule {

@@ -160,4 +160,43 @@ pub enum GateCommand {
     Coverage(RunFlags),
     /// Remove whatever killed runs left on the Docker host.
     Clean,
+    /// Record an emergency override of one commit's blocking verdict (unverified, local).
+    Override(OverrideFlags),
+    /// Check the override audit log.
+    Audit {
+        #[command(subcommand)]
+        action: AuditAction,
+    },
+}
+
+#[derive(Debug, Args)]
+pub struct OverrideFlags {
+    /// Why the commit must land despite its findings.
+    #[arg(long)]
+    pub reason: String,
+    /// Who approves: a maintainer who is not the commit's author (name or email).
+    #[arg(long)]
+    pub approver: String,
+    /// The commit to override (default: HEAD).
+    #[arg(long, default_value = "HEAD")]
+    pub commit: String,
+    /// How long the override lasts (default: `override.default_expiry`).
+    #[arg(long, value_name = "DURATION")]
+    pub expires: Option<humantime::Duration>,
+    /// Use this meshgate.toml; its paths are relative to its folder.
+    #[arg(long, value_name = "FILE")]
+    pub config: Option<std::path::PathBuf>,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum AuditAction {
+    /// Recompute the hash chain; exit 1 at the first edited, removed or reordered entry.
+    Verify {
+        /// Use this meshgate.toml; its paths are relative to its folder.
+        #[arg(long, value_name = "FILE")]
+        config: Option<std::path::PathBuf>,
+        /// Check this log instead of the configured one.
+        #[arg(long, value_name = "FILE")]
+        log: Option<std::path::PathBuf>,
+    },
 }

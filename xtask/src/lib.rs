@@ -4,12 +4,14 @@
 //!
 //! Exit codes: 0 the gates pass (or pass per mode), 1 a gate failed, 2 the gates could not run.
 
+pub mod audit;
 pub mod bench;
 pub mod compose;
 pub mod config;
 pub mod contract;
 pub mod discover;
 pub mod docker;
+pub mod exceptions;
 pub mod finding;
 pub mod flags;
 pub mod gates;
@@ -23,11 +25,13 @@ pub mod report;
 pub mod teardown;
 pub mod term;
 pub mod tools;
+pub mod verdict;
 pub mod yaml;
 
 use std::path::PathBuf;
 use std::process::ExitCode;
 
+use anyhow::Context as _;
 use clap::Parser as _;
 
 use crate::config::Mode;
@@ -74,6 +78,58 @@ pub fn project_root() -> PathBuf {
     manifest_dir.parent().map_or(manifest_dir.clone(), std::path::Path::to_path_buf)
 }
 
+fn load_config(root: &std::path::Path, file: Option<PathBuf>) -> anyhow::Result<config::Config> {
+    match file {
+        Some(file) => config::load_file(&absolute(file)),
+        None => config::load(root),
+    }
+}
+
+/// `cargo xtask gates override`: checks the approval and records a grant for one commit.
+fn record_override(
+    sh: &xshell::Shell,
+    root: &std::path::Path,
+    flags: flags::OverrideFlags,
+) -> anyhow::Result<u8> {
+    let config = load_config(root, flags.config)?;
+    let policy = &config.emergency;
+    let rev = format!("{}^{{commit}}", flags.commit);
+    let commit = xshell::cmd!(sh, "git rev-parse --verify --quiet {rev}")
+        .quiet()
+        .read()
+        .with_context(|| format!("`{}` is not a commit of this repository", flags.commit))?;
+    let author = xshell::cmd!(sh, "git log -1 --format=%an%n%ae {commit}")
+        .quiet()
+        .read()
+        .context("failed to read the commit's author")?;
+    let (name, email) = author.split_once('\n').unwrap_or((author.as_str(), ""));
+    let author = audit::Author { name: name.to_owned(), email: email.to_owned() };
+    let expiry = flags.expires.map_or(policy.default_expiry, Into::into);
+    audit::check_approval(&author, &flags.approver, &flags.reason, expiry, policy.max_expiry)?;
+    let now = std::time::SystemTime::now();
+    let grant = audit::Grant {
+        commit: commit.clone(),
+        reason: flags.reason.trim().to_owned(),
+        approver: flags.approver.trim().to_owned(),
+        author: format!("{} <{}>", author.name, author.email),
+        expires_at: audit::rfc3339(now + expiry),
+        source: "local".into(),
+        verified: false,
+        granted_by: pipeline::operator(),
+        at: audit::rfc3339(now),
+    };
+    let head = audit::append(&policy.audit_log, &audit::Event::Grant(grant.clone()))?;
+    term::warn(&format!(
+        "override of {commit} recorded, UNVERIFIED (a local entry: nothing checked who `{}` is)",
+        grant.approver
+    ));
+    term::status(
+        "Recorded",
+        &format!("in {} until {} (head {head})", policy.audit_log.display(), grant.expires_at),
+    );
+    Ok(0)
+}
+
 fn try_main(flags: flags::Xtask) -> anyhow::Result<u8> {
     let sh = xshell::Shell::new()?;
     let root = project_root();
@@ -111,6 +167,31 @@ fn try_main(flags: flags::Xtask) -> anyhow::Result<u8> {
                         ),
                     );
                     return Ok(0);
+                }
+                Some(GateCommand::Override(flags)) => return record_override(&sh, &root, flags),
+                Some(GateCommand::Audit { action: flags::AuditAction::Verify { config, log } }) => {
+                    let log = match log {
+                        Some(log) => absolute(log),
+                        None => load_config(&root, config)?.emergency.audit_log,
+                    };
+                    return match audit::verify(&log) {
+                        Ok(verified) => {
+                            term::status(
+                                "Verified",
+                                &format!(
+                                    "{}: {} entries, chain intact, head {}",
+                                    log.display(),
+                                    verified.events.len(),
+                                    verified.head
+                                ),
+                            );
+                            Ok(0)
+                        }
+                        Err(error) => {
+                            term::error(&format!("{error:#}"));
+                            Ok(1)
+                        }
+                    };
                 }
                 None => (Gate::ALL.to_vec(), gates.run),
                 Some(GateCommand::NetworkContracts(run)) => {

@@ -449,11 +449,13 @@ pub fn summary_markdown(
     let _ = writeln!(text, "Revision `{}`, run {}.\n", metrics.revision, metrics.started_at);
     let _ = writeln!(text, "| gate | result | findings | time |\n|---|---|---|---|");
     for gate in gates {
-        let result = match &gate.status {
-            crate::gates::Status::Passed => "passed".to_owned(),
-            crate::gates::Status::Failed => "**failed**".to_owned(),
-            crate::gates::Status::NotComputed(reason) => format!("not computed: {reason}"),
-            crate::gates::Status::Skipped(reason) => format!("skipped ({reason})"),
+        let result = match (&gate.decision, &gate.status) {
+            (Some(decision), _) if decision.blocks => format!("**{}**", decision.description),
+            (Some(decision), _) => decision.description.clone(),
+            (None, crate::gates::Status::Passed) => "passed".to_owned(),
+            (None, crate::gates::Status::Failed) => "**failed**".to_owned(),
+            (None, crate::gates::Status::NotComputed(reason)) => format!("not computed: {reason}"),
+            (None, crate::gates::Status::Skipped(reason)) => format!("skipped ({reason})"),
         };
         let _ = writeln!(
             text,

@@ -91,6 +91,8 @@ fn run_gates(
     };
     let mode = options.mode.unwrap_or(config.mode);
     let mut mesh = discover::discover(root, config)?;
+    // Read before anything runs, so a broken exception file stops the run at once.
+    let exceptions = crate::exceptions::load(&mesh.config.exceptions.file, root)?;
     if options.infer_contracts {
         crate::infer::infer_contracts(&mut mesh);
     }
@@ -124,6 +126,11 @@ fn run_gates(
         compose: None,
         gates: Vec::new(),
         verdict: report::Verdict::Passed,
+        state: crate::verdict::State::Success,
+        description: String::new(),
+        strict_verdict: report::Verdict::Passed,
+        emergency: None,
+        audit_head: None,
         exit_code: 0,
     };
 
@@ -168,10 +175,50 @@ fn run_gates(
     for finding in reports.iter_mut().flat_map(|report| report.findings.iter_mut()) {
         finding.location = finding.location.relative_to(root);
     }
-    let (verdict, exit_code) = report::decide(&reports, mode);
+    // Exceptions, then what each outcome means under its mode: the one path every output
+    // (terminal, report, summary, statuses) reads from.
+    crate::exceptions::apply(
+        &mut reports,
+        &exceptions,
+        SystemTime::now(),
+        mesh.config.exceptions.warn_within,
+    );
+    let modes = crate::verdict::Modes::new(&mesh.config, options.mode);
+    // FIXME: approvals of warnings are read from GitHub (reviews, the approval label) by the
+    // feedback loop; until then a gate under `require_approval` stays failing.
+    let approval: Option<&str> = None;
+    let mut decided = Vec::new();
+    for gate in &mut reports {
+        let decision = crate::verdict::decide_gate(gate, &modes, approval);
+        decided.push((gate.gate, decision.clone()));
+        gate.decision = Some(decision);
+    }
+    let overall = crate::verdict::decide_run(&decided);
+    report.state = overall.state;
+    report.description = overall.description;
+    report.strict_verdict =
+        if overall.strict_blocks { report::Verdict::Failed } else { report::Verdict::Passed };
+    if overall.blocks {
+        report.verdict = report::Verdict::Failed;
+        report.exit_code = 1;
+        match use_override(&mesh.config, &report.revision, &reports, &modes) {
+            Ok((used, head)) => {
+                term::warn(&used.describe());
+                report.verdict = report::Verdict::Overridden;
+                report.exit_code = 0;
+                report.state = crate::verdict::State::Success;
+                report.description = crate::verdict::truncate(
+                    &format!("{} ({})", used.describe(), report.description),
+                    140,
+                );
+                report.emergency = Some(used);
+                report.audit_head = Some(head);
+            }
+            Err(reason) => term::verbose(&format!("no emergency override: {reason}")),
+        }
+    }
+    let (verdict, exit_code) = (report.verdict, report.exit_code);
     report.gates = reports;
-    report.verdict = verdict;
-    report.exit_code = exit_code;
     report::write_all(logs, &report, root)?;
     metrics.record_gates(&report.gates);
     metrics.project = report.project.clone();
@@ -182,31 +229,102 @@ fn run_gates(
         metrics.tools.insert("compose".into(), compose.clone());
     }
     metrics.step("total", started_at.elapsed().unwrap_or_default());
-    let verdict_text = match verdict {
-        report::Verdict::Failed => "failed",
-        _ => "passed",
+    let verdict_text = match (&report.emergency, verdict) {
+        (Some(used), _) => used.describe(),
+        (None, report::Verdict::Failed) => format!("failed: {}", report.description),
+        (None, _) => report.description.clone(),
     };
-    write_metrics(logs, &mesh.config.metrics, &metrics, verdict_text, &report.gates)?;
+    write_metrics(logs, &mesh.config.metrics, &metrics, &verdict_text, &report.gates)?;
     for gate in report.gates.iter().filter(|gate| !gate.matrix.is_empty()) {
         term::block(&report::render_matrix(&gate.matrix));
     }
-    term::block(&report::render_table(&report.gates));
+    term::block(&report::render_table(&report.gates, &modes));
     if options.json {
         term::stdout(
             &serde_json::to_string_pretty(&report).context("failed to encode the report")?,
         );
     }
     let summary = match (verdict, mode) {
-        (report::Verdict::Failed, _) => "gates failed",
-        (_, Mode::Strict) => "gates passed",
-        (_, Mode::Warning) => "gates passed (warning mode)",
-        (_, Mode::Monitoring) => "gates measured (monitoring mode)",
+        (report::Verdict::Failed, _) => format!("gates {}", report.description),
+        (report::Verdict::Overridden, _) => format!("gates {}", report.description),
+        (_, Mode::Monitoring) => {
+            format!("gates measured (monitoring mode): {}", report.description)
+        }
+        (_, Mode::Warning) => format!("gates {} (warning mode)", report.description),
+        (_, Mode::Strict) => format!("gates {}", report.description),
     };
     term::status(
         "Finished",
         &format!("{summary}; report at {}", logs.join("report.json").display()),
     );
     Ok(exit_code)
+}
+
+/// Who runs the gates, for the audit log: the Actions actor, else the login.
+pub fn operator() -> String {
+    ["GITHUB_ACTOR", "USER", "LOGNAME"]
+        .iter()
+        .find_map(|name| std::env::var(name).ok().filter(|value| !value.is_empty()))
+        .unwrap_or_else(|| "unknown".into())
+}
+
+/// Uses a live emergency override of this exact commit, recording the use in the audit log.
+/// `Err` says why none applies.
+fn use_override(
+    config: &config::Config,
+    revision: &str,
+    reports: &[GateReport],
+    modes: &crate::verdict::Modes,
+) -> Result<(report::OverrideUsed, String), String> {
+    let log = &config.emergency.audit_log;
+    if !log.exists() {
+        return Err("no override was granted".into());
+    }
+    if revision.ends_with("-dirty") || revision == "unknown" {
+        return Err(
+            "the working tree has uncommitted changes: an override covers a commit, not a tree"
+                .into(),
+        );
+    }
+    let verified = crate::audit::verify(log).map_err(|error| {
+        term::error(&format!("{error:#}"));
+        "the audit log is broken, so no override in it is trusted".to_owned()
+    })?;
+    let now = SystemTime::now();
+    let grant = crate::audit::live_grant(&verified.events, revision, now)?;
+    let blocking: Vec<&GateReport> =
+        reports.iter().filter(|gate| gate.decision.as_ref().is_some_and(|d| d.blocks)).collect();
+    let findings = blocking
+        .iter()
+        .flat_map(|gate| {
+            gate.findings
+                .iter()
+                .filter(|f| crate::verdict::blocks(modes, gate.gate, f))
+                .map(|f| format!("{} {}", f.rule.id(), f.fingerprint()))
+        })
+        .collect();
+    let entry = crate::audit::Use {
+        commit: revision.to_owned(),
+        at: crate::audit::rfc3339(now),
+        by: operator(),
+        gates: blocking.iter().map(|gate| gate.gate.name().to_owned()).collect(),
+        findings,
+        reason: grant.reason.clone(),
+        approver: grant.approver.clone(),
+        expires_at: grant.expires_at.clone(),
+        source: grant.source.clone(),
+        verified: grant.verified,
+    };
+    let head = crate::audit::append(log, &crate::audit::Event::Use(entry))
+        .map_err(|error| format!("{error:#}"))?;
+    let used = report::OverrideUsed {
+        approver: grant.approver,
+        reason: grant.reason,
+        expires_at: grant.expires_at,
+        source: grant.source,
+        verified: grant.verified,
+    };
+    Ok((used, head))
 }
 
 /// Which gates ran and how: a run's figures compare only with runs of the same kind.

@@ -25,6 +25,18 @@ pub struct Report {
     pub compose: Option<String>,
     pub gates: Vec<GateReport>,
     pub verdict: Verdict,
+    /// The overall commit status: `success`, `failure` or `error`.
+    pub state: crate::verdict::State,
+    /// The overall status description (at most 140 characters).
+    pub description: String,
+    /// What strict mode would have decided, whatever the mode was.
+    pub strict_verdict: Verdict,
+    /// The emergency override this run used.
+    #[serde(rename = "override", skip_serializing_if = "Option::is_none")]
+    pub emergency: Option<OverrideUsed>,
+    /// The audit log's head after this run, when an override was used.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub audit_head: Option<String>,
     pub exit_code: i32,
 }
 
@@ -33,6 +45,26 @@ pub struct Report {
 pub enum Verdict {
     Passed,
     Failed,
+    /// Blocking findings bypassed by an emergency override.
+    Overridden,
+}
+
+/// The override a run used, as its report and summary show it.
+#[derive(Clone, Debug, Serialize)]
+pub struct OverrideUsed {
+    pub approver: String,
+    pub reason: String,
+    pub expires_at: String,
+    pub source: String,
+    pub verified: bool,
+}
+
+impl OverrideUsed {
+    /// `OVERRIDDEN by bob (unverified): hotfix`.
+    pub fn describe(&self) -> String {
+        let verified = if self.verified { "" } else { " (unverified)" };
+        format!("OVERRIDDEN by {}{verified}: {}", self.approver, self.reason)
+    }
 }
 
 /// The report of a run that could not finish (exit code 2, or 128 + signal).
@@ -64,34 +96,24 @@ pub fn write_error(logs: &Path, report: &ErrorReport) -> anyhow::Result<()> {
     write_atomically(&logs.join("report.json"), &json)
 }
 
-/// The exit code and verdict for a set of gate reports under `mode`.
-pub fn decide(gates: &[GateReport], mode: Mode) -> (Verdict, i32) {
-    let blocking = gates.iter().any(|gate| match &gate.status {
-        Status::Failed | Status::NotComputed(_) => true,
-        Status::Passed | Status::Skipped(_) => false,
-    });
-    match (blocking, mode) {
-        (true, Mode::Strict) => (Verdict::Failed, 1),
-        _ => (Verdict::Passed, 0),
-    }
-}
-
 /// `20261203T120000Z` for a time.
 pub fn compact_timestamp(time: std::time::SystemTime) -> String {
     humantime::format_rfc3339_seconds(time).to_string().replace(['-', ':'], "")
 }
 
 /// The verdict table and every finding, for the terminal.
-pub fn render_table(gates: &[GateReport]) -> String {
+pub fn render_table(gates: &[GateReport], modes: &crate::verdict::Modes) -> String {
     let mut table = comfy_table::Table::new();
     table.load_preset(comfy_table::presets::UTF8_FULL_CONDENSED);
     table.set_header(["gate", "result", "findings", "time"]);
     for gate in gates {
-        let mut result = match &gate.status {
-            Status::Passed => "passed".to_owned(),
-            Status::Failed => "FAILED".to_owned(),
-            Status::NotComputed(reason) => format!("not computed: {reason}"),
-            Status::Skipped(reason) => format!("skipped ({reason})"),
+        let mut result = match (&gate.decision, &gate.status) {
+            (Some(decision), _) if decision.blocks => decision.description.to_uppercase(),
+            (Some(decision), _) => decision.description.clone(),
+            (None, Status::Passed) => "passed".to_owned(),
+            (None, Status::Failed) => "FAILED".to_owned(),
+            (None, Status::NotComputed(reason)) => format!("not computed: {reason}"),
+            (None, Status::Skipped(reason)) => format!("skipped ({reason})"),
         };
         if let Some(scope) = gate.scope {
             result.push_str(&format!(" ({scope})"));
@@ -109,10 +131,7 @@ pub fn render_table(gates: &[GateReport]) -> String {
             let _ = writeln!(
                 text,
                 "{}[{}]: {}\n  --> {}\n  = help: {}",
-                match finding.severity {
-                    crate::finding::Severity::Error => "error",
-                    crate::finding::Severity::Warning => "warning",
-                },
+                if crate::verdict::blocks(modes, gate.gate, finding) { "error" } else { "warning" },
                 finding.rule.id(),
                 finding.message,
                 finding.location,

@@ -69,6 +69,12 @@ pub struct GateReport {
     /// The network contracts gate's connection matrix: source × target → expected, observed.
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub matrix: Vec<network_runtime::Cell>,
+    /// Findings a reviewed exception suppressed, with the exception's reason.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub suppressed: Vec<crate::exceptions::Suppressed>,
+    /// What the gate's outcome means under its mode; set once every gate has run.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub decision: Option<crate::verdict::Decision>,
 }
 
 fn serialize_millis<S: serde::Serializer>(
@@ -88,7 +94,17 @@ impl GateReport {
     ) -> GateReport {
         let failed = findings.iter().any(|finding| finding.severity == Severity::Error);
         let status = if failed { Status::Failed } else { Status::Passed };
-        GateReport { gate, status, findings, duration, detail, scope: None, matrix: Vec::new() }
+        GateReport {
+            gate,
+            status,
+            findings,
+            duration,
+            detail,
+            scope: None,
+            matrix: Vec::new(),
+            suppressed: Vec::new(),
+            decision: None,
+        }
     }
 
     pub fn not_computed(gate: Gate, reason: impl Into<String>, duration: Duration) -> GateReport {
@@ -100,6 +116,8 @@ impl GateReport {
             detail: Vec::new(),
             scope: None,
             matrix: Vec::new(),
+            suppressed: Vec::new(),
+            decision: None,
         }
     }
 
@@ -112,6 +130,8 @@ impl GateReport {
             detail: Vec::new(),
             scope: None,
             matrix: Vec::new(),
+            suppressed: Vec::new(),
+            decision: None,
         }
     }
 }

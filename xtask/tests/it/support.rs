@@ -38,9 +38,15 @@ pub(crate) fn copy_dir(from: &Path, to: &Path) {
 
 /// Runs `cargo xtask <args>` as the built binary, with a scrubbed environment.
 pub(crate) fn xtask(args: &[&str]) -> Output {
+    xtask_with_env(args, &[])
+}
+
+/// `xtask` with extra environment variables.
+pub(crate) fn xtask_with_env(args: &[&str], envs: &[(&str, &str)]) -> Output {
     #[allow(clippy::disallowed_methods, reason = "tests run the binary under test directly")]
     let output = Command::new(env!("CARGO_BIN_EXE_xtask"))
         .args(args)
+        .envs(envs.iter().copied())
         .current_dir(repo_root())
         .env("CARGO_MANIFEST_DIR", repo_root().join("xtask"))
         .env_remove("RUSTFLAGS")
