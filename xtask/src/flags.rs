@@ -86,9 +86,9 @@ pub struct BenchFlags {
 }
 
 const EXIT_CODES: &str = "Exit codes:
-  0    every gate passed, or the mode does not block (warning, monitoring)
-  1    a gate failed, or could not be computed, in strict mode
-  2    the gates could not run (bad configuration or Compose file, Docker unreachable, build failed)
+  0    nothing blocks: every gate passed, the mode does not block, or an override covers the commit
+  1    a gate blocks: failing findings, or a gate not computed (Docker unreachable), in strict mode
+  2    the gates could not run (bad configuration, Compose or exception file, build failed)
   130  interrupted by SIGINT, 143 by SIGTERM; everything the run started was removed";
 
 #[derive(Debug, Args)]

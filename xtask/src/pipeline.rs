@@ -4,7 +4,7 @@
 //! Teardown (see `teardown`) is registered before anything is started and runs on every exit.
 
 use std::path::{Path, PathBuf};
-use std::time::{Instant, SystemTime};
+use std::time::{Duration, Instant, SystemTime};
 
 use anyhow::Context as _;
 
@@ -147,6 +147,14 @@ fn run_gates(
                 "network contracts failed statically",
                 std::time::Duration::ZERO,
             ));
+        }
+    } else if needs_mesh && let Err(error) = docker_reachable() {
+        // Not a bad input but a gate that cannot run: never a pass, and strict mode fails on it.
+        term::error(&format!("{error:#}"));
+        let reason = "Docker is unreachable".to_owned();
+        network = combine_network(network, Err(reason.clone()), options.runtime_only);
+        if selected(Gate::ServiceHealth) {
+            reports.push(GateReport::not_computed(Gate::ServiceHealth, reason, Duration::ZERO));
         }
     } else if needs_mesh {
         let (health, runtime) = run_mesh(root, logs, &mesh, options, &mut report, &mut metrics)?;
@@ -455,6 +463,15 @@ fn combine_network(
             not_computed
         }
     }
+}
+
+/// Whether the Docker engine answers; the error says where it was looked for.
+fn docker_reachable() -> anyhow::Result<()> {
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .context("failed to start the async runtime")?;
+    runtime.block_on(docker::connect()).map(drop)
 }
 
 /// Builds, starts, waits for and tears down the mesh; returns the health gate's report and

@@ -59,21 +59,37 @@ fn one_violation_blocks_in_strict_warns_in_warning_and_is_measured_in_monitoring
     assert_eq!(monitoring["verdict"], "passed");
     assert_eq!(monitoring["strict_verdict"], "failed");
     assert!(summary(&dir).contains("strict would fail"), "{}", summary(&dir));
+}
 
-    // A gate that could not run is never a pass: strict fails on it, the others report it.
-    let unreachable = |mode: &str| {
+#[test]
+fn a_gate_that_could_not_run_fails_strict_and_is_reported_in_the_other_modes() {
+    // A mesh with nothing wrong, and no engine to run it on.
+    let dir = mesh_variant("not-computed", |compose| compose);
+    let config = dir.join("meshgate.toml");
+    let run = |mode: &str| {
         crate::support::xtask_with_env(
-            &["gates", "service-health", "--config", config.to_str().unwrap(), "--mode", mode],
+            &["gates", "--config", config.to_str().unwrap(), "--mode", mode],
             &[("DOCKER_HOST", "unix:///nonexistent/docker.sock")],
         )
     };
-    let output = unreachable("strict");
+    let output = run("strict");
     assert_eq!(output.status.code(), Some(1), "{}", stderr(&output));
-    assert_eq!(report(&dir)["gates"][0]["status"]["state"], "not-computed");
-    assert_eq!(report(&dir)["state"], "error");
-    let output = unreachable("warning");
-    assert_eq!(output.status.code(), Some(0), "{}", stderr(&output));
-    assert!(report(&dir)["description"].as_str().unwrap().contains("not computed: service-health"));
+    assert!(stderr(&output).contains("cannot reach the Docker engine"), "{}", stderr(&output));
+    let strict = report(&dir);
+    let health = strict["gates"].as_array().unwrap().iter().find(|g| g["gate"] == "service-health");
+    assert_eq!(health.unwrap()["status"]["state"], "not-computed", "{strict:#}");
+    assert_eq!(strict["gates"][0]["status"]["state"], "not-computed", "runtime half: {strict:#}");
+    assert_eq!(strict["state"], "error");
+    assert_eq!(strict["verdict"], "failed");
+    for mode in ["warning", "monitoring"] {
+        let output = run(mode);
+        assert_eq!(output.status.code(), Some(0), "{mode}: {}", stderr(&output));
+        let description = report(&dir)["description"].as_str().unwrap().to_owned();
+        assert!(
+            description.contains("not computed: network-contracts, service-health"),
+            "{mode}: {description}"
+        );
+    }
 }
 
 #[test]
