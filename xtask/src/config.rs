@@ -52,6 +52,8 @@ struct Raw {
     #[serde(default, rename = "override")]
     emergency: OverrideRaw,
     #[serde(default)]
+    github: GithubRaw,
+    #[serde(default)]
     metrics: MetricsRaw,
 }
 
@@ -170,6 +172,23 @@ struct OverrideRaw {
     audit_log: Option<String>,
 }
 
+/// `[github]`: what a run on GitHub posts and reads.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct GithubRaw {
+    context: Option<String>,
+    statuses: Option<bool>,
+    pr_comment: Option<bool>,
+    issues: Option<bool>,
+    issue_label: Option<String>,
+    issue_after_runs: Option<u32>,
+    max_issues_per_run: Option<u32>,
+    approval_label: Option<String>,
+    override_label: Option<String>,
+    retry_wait: Option<Spanned<String>>,
+    max_retries: Option<u32>,
+}
+
 #[derive(Debug, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
 struct GateRaw {
@@ -246,6 +265,27 @@ pub struct Config {
     pub require_approval: bool,
     pub exceptions: ExceptionsPolicy,
     pub emergency: OverridePolicy,
+    pub github: GithubPolicy,
+}
+
+/// What a run on GitHub posts and reads.
+#[derive(Clone, Debug)]
+pub struct GithubPolicy {
+    /// The overall status context; each gate posts `<context>/<gate>`.
+    pub context: String,
+    pub statuses: bool,
+    pub pr_comment: bool,
+    pub issues: bool,
+    pub issue_label: String,
+    /// A finding seen in this many runs in a row (this one included) gets an issue.
+    pub issue_after_runs: u32,
+    pub max_issues_per_run: u32,
+    /// A label that approves a PR's warnings when `mesh.require_approval` is on.
+    pub approval_label: String,
+    pub override_label: String,
+    /// The first wait after a rate limit that names no time; doubled on each retry.
+    pub retry_wait: Duration,
+    pub max_retries: u32,
 }
 
 /// The reviewed exception file.
@@ -262,6 +302,24 @@ pub struct OverridePolicy {
     pub default_expiry: Duration,
     pub max_expiry: Duration,
     pub audit_log: PathBuf,
+}
+
+impl Default for GithubPolicy {
+    fn default() -> GithubPolicy {
+        GithubPolicy {
+            context: "ci/quality-gates".into(),
+            statuses: true,
+            pr_comment: true,
+            issues: true,
+            issue_label: "meshgate".into(),
+            issue_after_runs: 3,
+            max_issues_per_run: 5,
+            approval_label: "meshgate-approved".into(),
+            override_label: "meshgate-override".into(),
+            retry_wait: Duration::from_secs(60),
+            max_retries: 4,
+        }
+    }
 }
 
 /// Where the history of runs lives and how runs are compared.
@@ -395,6 +453,7 @@ fn validate(raw: Raw, file: &Path, text: &str, root: &Path) -> anyhow::Result<Co
         }
     }
 
+    let retry_wait = parse_timeout(&raw.github.retry_wait, Duration::from_secs(60));
     let warn_within = parse_timeout(&raw.exceptions.warn_within, Duration::from_secs(14 * 86_400));
     let default_expiry =
         parse_timeout(&raw.emergency.default_expiry, Duration::from_secs(4 * 3600));
@@ -473,6 +532,20 @@ fn validate(raw: Raw, file: &Path, text: &str, root: &Path) -> anyhow::Result<Co
         max_expiry,
         audit_log: root.join(raw.emergency.audit_log.as_deref().unwrap_or(".meshgate/audit.jsonl")),
     };
+    let defaults = GithubPolicy::default();
+    let github = GithubPolicy {
+        context: raw.github.context.unwrap_or(defaults.context),
+        statuses: raw.github.statuses.unwrap_or(defaults.statuses),
+        pr_comment: raw.github.pr_comment.unwrap_or(defaults.pr_comment),
+        issues: raw.github.issues.unwrap_or(defaults.issues),
+        issue_label: raw.github.issue_label.unwrap_or(defaults.issue_label),
+        issue_after_runs: raw.github.issue_after_runs.unwrap_or(defaults.issue_after_runs).max(1),
+        max_issues_per_run: raw.github.max_issues_per_run.unwrap_or(defaults.max_issues_per_run),
+        approval_label: raw.github.approval_label.unwrap_or(defaults.approval_label),
+        override_label: raw.github.override_label.unwrap_or(defaults.override_label),
+        retry_wait,
+        max_retries: raw.github.max_retries.unwrap_or(defaults.max_retries),
+    };
     let metrics = MetricsPolicy {
         history: root.join(raw.metrics.history.as_deref().unwrap_or(".meshgate/history.jsonl")),
         tolerance,
@@ -529,6 +602,7 @@ fn validate(raw: Raw, file: &Path, text: &str, root: &Path) -> anyhow::Result<Co
         require_approval: raw.mesh.require_approval,
         exceptions,
         emergency,
+        github,
     })
 }
 

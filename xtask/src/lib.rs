@@ -15,6 +15,7 @@ pub mod exceptions;
 pub mod finding;
 pub mod flags;
 pub mod gates;
+pub mod github;
 pub mod images;
 pub mod infer;
 pub mod location;

@@ -301,16 +301,26 @@ pub struct HistoryRecord {
     pub revision: String,
     pub kind: String,
     pub figures: BTreeMap<String, f64>,
+    /// The fingerprints of the run's findings, to tell which persist across runs.
+    #[serde(default)]
+    pub fingerprints: Vec<String>,
 }
 
 impl HistoryRecord {
-    pub fn of(metrics: &Metrics) -> HistoryRecord {
+    pub fn of(metrics: &Metrics, gates: &[GateReport]) -> HistoryRecord {
+        let mut fingerprints: Vec<String> = gates
+            .iter()
+            .flat_map(|gate| gate.findings.iter().map(crate::finding::Finding::fingerprint))
+            .collect();
+        fingerprints.sort();
+        fingerprints.dedup();
         HistoryRecord {
             schema_version: METRICS_SCHEMA_VERSION,
             started_at: metrics.started_at.clone(),
             revision: metrics.revision.clone(),
             kind: metrics.kind.clone(),
             figures: metrics.figures().into_iter().map(|f| (f.key(), f.value)).collect(),
+            fingerprints,
         }
     }
 }
@@ -357,6 +367,11 @@ impl History {
     /// The latest run of `kind`.
     pub fn last_of_kind(&self, kind: &str) -> Option<&HistoryRecord> {
         self.records.iter().rev().find(|record| record.kind == kind)
+    }
+
+    /// The last `count` runs of a kind, newest first.
+    pub fn recent_of_kind(&self, kind: &str, count: usize) -> Vec<&HistoryRecord> {
+        self.records.iter().rev().filter(|record| record.kind == kind).take(count).collect()
     }
 
     /// Adds a run and rewrites the file atomically, keeping the newest runs.
@@ -562,7 +577,7 @@ mod tests {
     #[test]
     fn regressions_need_a_worse_change_beyond_tolerance_and_noise() {
         let tolerance = Tolerance::default();
-        let before = HistoryRecord::of(&metrics(2_000, 0, 85.0));
+        let before = HistoryRecord::of(&metrics(2_000, 0, 85.0), &[]);
         let regressed = |now: &Metrics, key: &str| {
             compare(now, Some(&before), &tolerance).into_iter().find(|c| c.key == key).unwrap()
         };
@@ -587,10 +602,10 @@ mod tests {
 
         let mut history = History::load(&path).unwrap();
         assert!(history.last_of_kind("all").is_none());
-        history.append(HistoryRecord::of(&metrics(2_000, 0, 85.0))).unwrap();
+        history.append(HistoryRecord::of(&metrics(2_000, 0, 85.0), &[])).unwrap();
         let mut static_run = metrics(0, 0, 0.0);
         static_run.kind = "static".into();
-        history.append(HistoryRecord::of(&static_run)).unwrap();
+        history.append(HistoryRecord::of(&static_run, &[])).unwrap();
 
         let history = History::load(&path).unwrap();
         let last = history.last_of_kind("all").unwrap();
@@ -602,7 +617,7 @@ mod tests {
 
     #[test]
     fn summary_shows_changes_and_prometheus_text_is_parseable() {
-        let before = HistoryRecord::of(&metrics(2_000, 0, 85.0));
+        let before = HistoryRecord::of(&metrics(2_000, 0, 85.0), &[]);
         let now = metrics(4_000, 0, 85.0);
         let comparisons = compare(&now, Some(&before), &Tolerance::default());
         let summary = summary_markdown("passed", &[], &now, Some(&before), &comparisons);

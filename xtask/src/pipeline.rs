@@ -66,13 +66,24 @@ pub fn run(sh: &xshell::Shell, root: &Path, options: &Options) -> anyhow::Result
         None => root.to_path_buf(),
     };
     let logs = config_dir.join("logs");
-    let result = run_gates(sh, root, &logs, started_at, options);
+    let mut github = crate::github::Session::Off;
+    let result = run_gates(sh, root, &logs, started_at, options, &mut github);
     if let Err(error) = &result {
         let report = report::ErrorReport::new(started_at, error);
         if let Err(write_error) = report::write_error(&logs, &report) {
             term::warn(&format!("{write_error:#}"));
         }
+        // Never left pending: a run that could not finish says so on every context, also
+        // when it stopped before reading the `[github]` settings (a broken meshgate.toml).
+        if matches!(github, crate::github::Session::Off) {
+            github = crate::github::Session::start(&config::GithubPolicy::default())
+                .unwrap_or(crate::github::Session::Off);
+        }
+        if let crate::github::Session::On(connected) = &mut github {
+            connected.post_error(&options.gates, &report.error);
+        }
     }
+    github.report_problems();
     result
 }
 
@@ -82,6 +93,7 @@ fn run_gates(
     logs: &Path,
     started_at: SystemTime,
     options: &Options,
+    github: &mut crate::github::Session,
 ) -> anyhow::Result<i32> {
     let stamp = report::compact_timestamp(started_at);
     let clock = Instant::now();
@@ -91,7 +103,14 @@ fn run_gates(
     };
     let mode = options.mode.unwrap_or(config.mode);
     let mut mesh = discover::discover(root, config)?;
-    // Read before anything runs, so a broken exception file stops the run at once.
+    *github = match crate::github::Session::start(&mesh.config.github) {
+        Ok(session) => session,
+        Err(error) => crate::github::Session::Silent { reason: format!("{error:#}") },
+    };
+    if let crate::github::Session::On(connected) = github {
+        connected.post_pending(&options.gates);
+    }
+    // Read before any gate runs, so a broken exception file stops the run at once.
     let exceptions = crate::exceptions::load(&mesh.config.exceptions.file, root)?;
     if options.infer_contracts {
         crate::infer::infer_contracts(&mut mesh);
@@ -192,9 +211,14 @@ fn run_gates(
         mesh.config.exceptions.warn_within,
     );
     let modes = crate::verdict::Modes::new(&mesh.config, options.mode);
-    // FIXME: approvals of warnings are read from GitHub (reviews, the approval label) by the
-    // feedback loop; until then a gate under `require_approval` stays failing.
-    let approval: Option<&str> = None;
+    // Approvals of warnings come from GitHub (a review of the head commit or the approval
+    // label, by someone with write access); elsewhere a gate under `require_approval` stays
+    // failing.
+    let approver = match github {
+        crate::github::Session::On(connected) if modes.require_approval => connected.approval(),
+        _ => None,
+    };
+    let approval = approver.as_deref();
     let mut decided = Vec::new();
     for gate in &mut reports {
         let decision = crate::verdict::decide_gate(gate, &modes, approval);
@@ -209,7 +233,13 @@ fn run_gates(
     if overall.blocks {
         report.verdict = report::Verdict::Failed;
         report.exit_code = 1;
-        match use_override(&mesh.config, &report.revision, &reports, &modes) {
+        let remote = match github {
+            crate::github::Session::On(connected) if connected.context.pull_request.is_some() => {
+                Some(connected.override_grant(mesh.config.emergency.max_expiry, SystemTime::now()))
+            }
+            _ => None,
+        };
+        match use_override(&mesh.config, &report.revision, &reports, &modes, remote) {
             Ok((used, head)) => {
                 term::warn(&used.describe());
                 report.verdict = report::Verdict::Overridden;
@@ -242,7 +272,27 @@ fn run_gates(
         (None, report::Verdict::Failed) => format!("failed: {}", report.description),
         (None, _) => report.description.clone(),
     };
-    write_metrics(logs, &mesh.config.metrics, &metrics, &verdict_text, &report.gates)?;
+    let issue_after = mesh.config.github.issue_after_runs;
+    let (summary_text, persistent) = write_metrics(
+        logs,
+        &mesh.config.metrics,
+        &metrics,
+        &verdict_text,
+        &report.gates,
+        issue_after,
+    )?;
+    if let crate::github::Session::On(connected) = github {
+        connected.post_final(&report);
+        connected.upsert_comment(&summary_text);
+        let persistent: Vec<crate::finding::Finding> = report
+            .gates
+            .iter()
+            .flat_map(|gate| gate.findings.iter())
+            .filter(|finding| persistent.contains(&finding.fingerprint()))
+            .cloned()
+            .collect();
+        connected.file_issues(&persistent);
+    }
     for gate in report.gates.iter().filter(|gate| !gate.matrix.is_empty()) {
         term::block(&report::render_matrix(&gate.matrix));
     }
@@ -283,23 +333,38 @@ fn use_override(
     revision: &str,
     reports: &[GateReport],
     modes: &crate::verdict::Modes,
+    remote: Option<Result<crate::audit::Grant, String>>,
 ) -> Result<(report::OverrideUsed, String), String> {
     let log = &config.emergency.audit_log;
-    if !log.exists() {
-        return Err("no override was granted".into());
-    }
-    if revision.ends_with("-dirty") || revision == "unknown" {
-        return Err(
-            "the working tree has uncommitted changes: an override covers a commit, not a tree"
-                .into(),
-        );
-    }
-    let verified = crate::audit::verify(log).map_err(|error| {
-        term::error(&format!("{error:#}"));
-        "the audit log is broken, so no override in it is trusted".to_owned()
-    })?;
     let now = SystemTime::now();
-    let grant = crate::audit::live_grant(&verified.events, revision, now)?;
+    let grant = match remote {
+        // On a pull request only what the API says counts: the label, who added it, and
+        // their permission. The grant is recorded before its use.
+        Some(Ok(grant)) => {
+            crate::audit::append(log, &crate::audit::Event::Grant(grant.clone()))
+                .map_err(|error| format!("{error:#}"))?;
+            grant
+        }
+        Some(Err(reason)) => {
+            term::warn(&format!("no emergency override: {reason}"));
+            return Err(reason);
+        }
+        None => {
+            if !log.exists() {
+                return Err("no override was granted".into());
+            }
+            if revision.ends_with("-dirty") || revision == "unknown" {
+                return Err("the working tree has uncommitted changes: an override covers a commit, not a tree".into());
+            }
+            let verified = crate::audit::verify(log).map_err(|error| {
+                term::error(&format!("{error:#}"));
+                "the audit log is broken, so no override in it is trusted".to_owned()
+            })?;
+            crate::audit::live_grant(&verified.events, revision, now)?
+        }
+    };
+    let revision = grant.commit.clone();
+    let revision = revision.as_str();
     let blocking: Vec<&GateReport> =
         reports.iter().filter(|gate| gate.decision.as_ref().is_some_and(|d| d.blocks)).collect();
     let findings = blocking
@@ -359,7 +424,8 @@ fn write_metrics(
     metrics: &Metrics,
     verdict: &str,
     gates: &[GateReport],
-) -> anyhow::Result<()> {
+    persist_runs: u32,
+) -> anyhow::Result<(String, std::collections::BTreeSet<String>)> {
     let json = serde_json::to_vec_pretty(metrics).context("failed to encode the metrics")?;
     report::write_atomically(&logs.join("metrics.json"), &json)?;
     if policy.prometheus {
@@ -374,6 +440,23 @@ fn write_metrics(
         }
     };
     let previous = history.as_ref().and_then(|history| history.last_of_kind(&metrics.kind));
+    // Findings of this run that the previous `persist_runs - 1` runs of its kind had too.
+    let earlier = persist_runs.saturating_sub(1) as usize;
+    let persistent = match &history {
+        Some(history) => {
+            let recent = history.recent_of_kind(&metrics.kind, earlier);
+            let record = metrics::HistoryRecord::of(metrics, gates);
+            record
+                .fingerprints
+                .into_iter()
+                .filter(|fingerprint| {
+                    recent.len() == earlier
+                        && recent.iter().all(|run| run.fingerprints.contains(fingerprint))
+                })
+                .collect()
+        }
+        None => Default::default(),
+    };
     let comparisons = metrics::compare(metrics, previous, &policy.tolerance);
     let summary = metrics::summary_markdown(verdict, gates, metrics, previous, &comparisons);
     report::write_atomically(&logs.join("summary.md"), summary.as_bytes())?;
@@ -392,11 +475,11 @@ fn write_metrics(
         term::warn(&format!("could not add to the job summary: {error:#}"));
     }
     if let Some(history) = &mut history
-        && let Err(error) = history.append(metrics::HistoryRecord::of(metrics))
+        && let Err(error) = history.append(metrics::HistoryRecord::of(metrics, gates))
     {
         term::warn(&format!("{error:#}; this run is not kept in the history"));
     }
-    Ok(())
+    Ok((summary, persistent))
 }
 
 fn append_to(path: &Path, text: &str) -> anyhow::Result<()> {

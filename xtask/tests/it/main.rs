@@ -2,13 +2,17 @@
 //!
 //! - `cases`: the failure modes of ../shared/cases, each loaded and checked.
 //! - `enforcement`: modes, exceptions and the emergency override through the command line.
+//! - `github`: the GitHub feedback loop against `fake_github`, a local server that follows
+//!   GitHub's published REST description.
 //! - `fixtures`: the network contracts gate on every mesh of `tests/fixtures/network/`.
 //! - `static_gates`: the static gates through the command line on fixture meshes.
 //! - `mesh`: the real main job on the reference mesh and on broken copies (needs Docker).
 
 mod cases;
 mod enforcement;
+mod fake_github;
 mod fixtures;
+mod github;
 mod mesh;
 mod static_gates;
 mod support;

@@ -1,0 +1,390 @@
+//! The GitHub feedback loop against the local fake GitHub: statuses on the PR head, one PR
+//! comment, retries without duplicates, approvals and overrides read through the API, issues
+//! for persistent findings, and runs that cannot post. Every request must match GitHub's
+//! published REST description.
+
+use std::path::{Path, PathBuf};
+
+use serde_json::{Value, json};
+
+use crate::fake_github::{FakeGithub, Fault, comment, label_event, review};
+use crate::support::{mesh_variant, stderr, xtask_with_env};
+
+const TOKEN: &str = "ghs_fake0token0that0must0never0be0printed";
+const HEAD: &str = "6dcb09b5b57875f334f61aebed695e2e4193db5e";
+const MERGE: &str = "e5bd3914e2e596debea16f433f57875b5b90bcd6";
+const AUTHOR: &str = "alice";
+
+/// A copy of the mesh with one violation (catalog attached to `data`) and fast retries.
+fn violated(name: &str, extra_config: &str) -> PathBuf {
+    let dir = mesh_variant(name, |compose| {
+        compose.replace("networks: [backend]\n", "networks: [backend, data]\n")
+    });
+    let config = dir.join("meshgate.toml");
+    let mut text = std::fs::read_to_string(&config).unwrap();
+    text.push_str("\n[github]\nretry_wait = \"10ms\"\n");
+    text.push_str(extra_config);
+    std::fs::write(&config, text).unwrap();
+    dir
+}
+
+fn payload(dir: &Path, fork: bool) -> PathBuf {
+    let head_repo = if fork { "someone/mesh" } else { "octo-org/mesh" };
+    let event = json!({
+        "action": "synchronize",
+        "number": 7,
+        "pull_request": {
+            "number": 7,
+            "user": { "login": AUTHOR },
+            "head": { "sha": HEAD, "ref": "feature", "repo": { "full_name": head_repo } },
+            "base": { "sha": "0000", "ref": "main", "repo": { "full_name": "octo-org/mesh" } },
+        },
+    });
+    let path = dir.join("event.json");
+    std::fs::write(&path, event.to_string()).unwrap();
+    path
+}
+
+fn run(dir: &Path, fake: &FakeGithub, token: bool, fork: bool) -> std::process::Output {
+    let event = payload(dir, fork);
+    let config = dir.join("meshgate.toml");
+    let mut env = vec![
+        ("GITHUB_ACTIONS", "true".to_owned()),
+        ("GITHUB_REPOSITORY", "octo-org/mesh".to_owned()),
+        ("GITHUB_API_URL", fake.url.clone()),
+        ("GITHUB_SERVER_URL", "https://github.example".to_owned()),
+        ("GITHUB_EVENT_NAME", "pull_request".to_owned()),
+        ("GITHUB_EVENT_PATH", event.to_str().unwrap().to_owned()),
+        ("GITHUB_SHA", MERGE.to_owned()),
+        ("GITHUB_RUN_ID", "42".to_owned()),
+        ("GITHUB_STEP_SUMMARY", dir.join("step-summary.md").to_str().unwrap().to_owned()),
+    ];
+    if token {
+        env.push(("GITHUB_TOKEN", TOKEN.to_owned()));
+    }
+    let env: Vec<(&str, &str)> = env.iter().map(|(k, v)| (*k, v.as_str())).collect();
+    xtask_with_env(&["gates", "--static", "--config", config.to_str().unwrap()], &env)
+}
+
+fn report(dir: &Path) -> Value {
+    serde_json::from_str(&std::fs::read_to_string(dir.join("logs/report.json")).unwrap()).unwrap()
+}
+
+/// The last status of each context.
+fn current(fake: &FakeGithub) -> std::collections::BTreeMap<String, Value> {
+    fake.with(|state| {
+        state
+            .statuses
+            .iter()
+            .map(|status| (status["context"].as_str().unwrap().to_owned(), status.clone()))
+            .collect()
+    })
+}
+
+fn assert_clean(fake: &FakeGithub, dir: &Path, outputs: &[&std::process::Output]) {
+    assert_eq!(fake.violations(), Vec::<String>::new(), "requests that GitHub would refuse");
+    for output in outputs {
+        assert!(!String::from_utf8_lossy(&output.stdout).contains(TOKEN));
+        assert!(!stderr(output).contains(TOKEN), "the token leaked: {}", stderr(output));
+    }
+    for entry in walk(&dir.join("logs")).into_iter().chain(walk(&dir.join(".meshgate"))) {
+        let text = std::fs::read_to_string(&entry).unwrap_or_default();
+        assert!(!text.contains(TOKEN), "the token leaked into {}", entry.display());
+    }
+}
+
+fn walk(dir: &Path) -> Vec<PathBuf> {
+    let mut files = Vec::new();
+    for entry in std::fs::read_dir(dir).into_iter().flatten().flatten() {
+        let path = entry.path();
+        if path.is_dir() {
+            files.extend(walk(&path));
+        } else {
+            files.push(path);
+        }
+    }
+    files
+}
+
+#[test]
+fn statuses_go_to_the_pr_head_and_one_comment_is_kept_up_to_date() {
+    let fake = FakeGithub::start();
+    let dir = violated("gh-statuses", "");
+    let first = run(&dir, &fake, true, false);
+    assert_eq!(first.status.code(), Some(1), "{}", stderr(&first));
+
+    let statuses = fake.with(|state| state.statuses.clone());
+    assert!(statuses.iter().all(|status| status["sha"] == HEAD), "never the merge commit");
+    assert_eq!(statuses[0]["context"], "ci/quality-gates");
+    assert_eq!(statuses[0]["state"], "pending");
+    let now = current(&fake);
+    assert_eq!(now["ci/quality-gates"]["state"], "failure");
+    assert_eq!(now["ci/quality-gates"]["description"], "failed: network-contracts");
+    assert_eq!(
+        now["ci/quality-gates"]["target_url"],
+        "https://github.example/octo-org/mesh/actions/runs/42"
+    );
+    assert_eq!(now["ci/quality-gates/network-contracts"]["state"], "failure");
+    assert!(now.values().all(|status| status["state"] != "pending"), "{now:#?}");
+    assert!(now.values().all(|s| s["description"].as_str().unwrap().chars().count() <= 140));
+
+    let comments = fake.with(|state| state.comments.clone());
+    assert_eq!(comments.len(), 1);
+    assert!(
+        comments[0]["body"].as_str().unwrap().contains("network/network-mismatch")
+            || comments[0]["body"].as_str().unwrap().contains("network-contracts")
+    );
+
+    // The next run updates the same comment instead of adding one.
+    let second = run(&dir, &fake, true, false);
+    assert_eq!(second.status.code(), Some(1));
+    assert_eq!(fake.with(|state| state.comments.len()), 1);
+    assert!(fake.requests().iter().any(|r| r.operation == "issues/update-comment"));
+    assert!(
+        fake.requests()
+            .iter()
+            .all(|r| r.authorization.as_deref() == Some(&format!("Bearer {TOKEN}"))),
+        "every request carries the token, in the header only"
+    );
+    assert_clean(&fake, &dir, &[&first, &second]);
+}
+
+#[test]
+fn rate_limits_are_waited_out_and_a_lost_create_is_not_repeated() {
+    let fake = FakeGithub::start();
+    let dir = violated("gh-retries", "");
+    fake.with(|state| {
+        state.faults.push_back(Fault {
+            method: "POST",
+            path_suffix: format!("/statuses/{HEAD}"),
+            status: 429,
+            headers: vec![("retry-after", "1".into())],
+            body: json!({ "message": "You have exceeded a secondary rate limit. Please wait a few minutes before you try again." }),
+            after_effect: false,
+        });
+        state.faults.push_back(Fault {
+            method: "POST",
+            path_suffix: "/issues/7/comments".into(),
+            status: 502,
+            headers: vec![],
+            body: json!({ "message": "Server Error" }),
+            after_effect: true,
+        });
+    });
+    let output = run(&dir, &fake, true, false);
+    assert_eq!(output.status.code(), Some(1), "{}", stderr(&output));
+    let requests = fake.requests();
+    let status_posts = requests
+        .iter()
+        .filter(|r| r.operation == "repos/create-commit-status")
+        .inspect(|r| assert!(r.path.ends_with(HEAD) && r.body["context"].is_string(), "{r:?}"))
+        .count();
+    assert_eq!(status_posts, fake.with(|state| state.statuses.len()) + 1, "the limited one again");
+    // The comment was made although its answer was lost: it is found, not made twice.
+    assert_eq!(fake.with(|state| state.comments.len()), 1);
+    assert_eq!(requests.iter().filter(|r| r.operation == "issues/create-comment").count(), 1);
+    assert_eq!(current(&fake)["ci/quality-gates"]["state"], "failure");
+    assert!(!stderr(&output).contains("GitHub: "), "{}", stderr(&output));
+    assert_clean(&fake, &dir, &[&output]);
+}
+
+#[test]
+fn a_failed_post_is_reported_and_never_changes_the_verdict() {
+    let fake = FakeGithub::start();
+    let dir = mesh_variant("gh-forbidden", |compose| compose);
+    let config = dir.join("meshgate.toml");
+    let mut text = std::fs::read_to_string(&config).unwrap();
+    text.push_str("\n[github]\nretry_wait = \"10ms\"\n");
+    std::fs::write(&config, text).unwrap();
+    for _ in 0..20 {
+        fake.with(|state| {
+            state.faults.push_back(Fault {
+                method: "POST",
+                path_suffix: format!("/statuses/{HEAD}"),
+                status: 403,
+                headers: vec![],
+                body: json!({ "message": "Resource not accessible by integration" }),
+                after_effect: false,
+            })
+        });
+    }
+    let output = run(&dir, &fake, true, false);
+    assert_eq!(output.status.code(), Some(0), "the mesh is fine: {}", stderr(&output));
+    assert!(
+        stderr(&output).contains("Resource not accessible by integration"),
+        "{}",
+        stderr(&output)
+    );
+    assert_eq!(report(&dir)["verdict"], "passed");
+    assert_clean(&fake, &dir, &[&output]);
+}
+
+#[test]
+fn without_a_token_or_from_a_fork_the_run_completes_and_says_why_nothing_was_posted() {
+    let fake = FakeGithub::start();
+    let dir = violated("gh-silent", "");
+    let output = run(&dir, &fake, false, false);
+    assert_eq!(output.status.code(), Some(1));
+    assert!(
+        stderr(&output).contains("were not posted: GITHUB_TOKEN is not set"),
+        "{}",
+        stderr(&output)
+    );
+    let output = run(&dir, &fake, true, true);
+    assert_eq!(output.status.code(), Some(1));
+    assert!(stderr(&output).contains("from a fork"), "{}", stderr(&output));
+    assert!(fake.requests().is_empty(), "nothing was sent");
+    assert!(dir.join("logs/report.json").is_file() && dir.join("logs/summary.md").is_file());
+}
+
+#[test]
+fn warnings_need_an_approving_review_of_the_head_by_a_writer_who_is_not_the_author() {
+    let fake = FakeGithub::start();
+    let dir = violated("gh-approval", "\n");
+    let config = dir.join("meshgate.toml");
+    let text = std::fs::read_to_string(&config)
+        .unwrap()
+        .replace("mode = \"strict\"", "mode = \"warning\"\nrequire_approval = true");
+    std::fs::write(&config, text).unwrap();
+    fake.with(|state| {
+        state.permissions = vec![
+            (AUTHOR.into(), "write".into()),
+            ("carol".into(), "write".into()),
+            ("dave".into(), "read".into()),
+        ];
+        state.reviews = vec![
+            review(AUTHOR, "APPROVED", HEAD),
+            review("dave", "APPROVED", HEAD),
+            review("carol", "APPROVED", "0123456789abcdef0123456789abcdef01234567"),
+        ];
+    });
+    let output = run(&dir, &fake, true, false);
+    assert_eq!(output.status.code(), Some(1), "{}", stderr(&output));
+    assert!(
+        report(&dir)["gates"][0]["decision"]["description"]
+            .as_str()
+            .unwrap()
+            .contains("await approval")
+    );
+
+    fake.with(|state| state.reviews.push(review("carol", "APPROVED", HEAD)));
+    let output = run(&dir, &fake, true, false);
+    assert_eq!(output.status.code(), Some(0), "{}", stderr(&output));
+    let decision = &report(&dir)["gates"][0]["decision"];
+    assert_eq!(decision["approved_by"], "carol", "{decision:#}");
+    assert_eq!(current(&fake)["ci/quality-gates/network-contracts"]["state"], "success");
+    assert_clean(&fake, &dir, &[&output]);
+}
+
+#[test]
+fn an_override_label_needs_a_writer_who_is_not_the_author_and_a_reason() {
+    let fake = FakeGithub::start();
+    let dir = violated("gh-override", "");
+    let now = humantime::format_rfc3339_seconds(std::time::SystemTime::now()).to_string();
+    fake.with(|state| {
+        state.permissions = vec![
+            (AUTHOR.into(), "admin".into()),
+            ("mia".into(), "write".into()),
+            ("dave".into(), "read".into()),
+        ];
+    });
+    let attempt = |actor: &str| {
+        fake.with(|state| {
+            state.events = vec![label_event("labeled", "meshgate-override", actor, &now)];
+        });
+        run(&dir, &fake, true, false)
+    };
+    let output = attempt(AUTHOR);
+    assert_eq!(output.status.code(), Some(1));
+    assert!(stderr(&output).contains("self-approval refused"), "{}", stderr(&output));
+    let output = attempt("dave");
+    assert_eq!(output.status.code(), Some(1));
+    assert!(stderr(&output).contains("no write access"), "{}", stderr(&output));
+    let output = attempt("mia");
+    assert_eq!(output.status.code(), Some(1));
+    assert!(stderr(&output).contains("gave no reason"), "{}", stderr(&output));
+    // Taken off again, the label approves nothing.
+    fake.with(|state| {
+        comment(state, 7, "mia", "/meshgate-override hotfix for the checkout outage");
+        state.events = vec![
+            label_event("labeled", "meshgate-override", "mia", &now),
+            label_event("unlabeled", "meshgate-override", "mia", &now),
+        ];
+    });
+    let output = run(&dir, &fake, true, false);
+    assert_eq!(output.status.code(), Some(1), "{}", stderr(&output));
+
+    let output = attempt("mia");
+    assert_eq!(output.status.code(), Some(0), "{}", stderr(&output));
+    let report = report(&dir);
+    assert_eq!(report["verdict"], "overridden");
+    assert_eq!(report["override"]["verified"], true);
+    assert!(
+        report["description"]
+            .as_str()
+            .unwrap()
+            .starts_with("OVERRIDDEN by mia: hotfix for the checkout outage"),
+        "{report:#}"
+    );
+    let overall = &current(&fake)["ci/quality-gates"];
+    assert_eq!(overall["state"], "success");
+    assert!(overall["description"].as_str().unwrap().starts_with("OVERRIDDEN by mia"));
+    let comment = fake.with(|state| {
+        state.comments.iter().find(|c| c["user"]["login"] == "github-actions[bot]").cloned()
+    });
+    assert!(comment.unwrap()["body"].as_str().unwrap().contains("OVERRIDDEN by mia"));
+    let log = std::fs::read_to_string(dir.join(".meshgate/audit.jsonl")).unwrap();
+    let entries: Vec<Value> = log.lines().map(|line| serde_json::from_str(line).unwrap()).collect();
+    let kinds: Vec<&str> = entries.iter().map(|e| e["event"]["kind"].as_str().unwrap()).collect();
+    assert_eq!(kinds, ["grant", "use"]);
+    assert_eq!(entries[0]["event"]["source"], "github");
+    assert_eq!(entries[1]["event"]["commit"], HEAD);
+    assert_clean(&fake, &dir, &[&output]);
+}
+
+#[test]
+fn a_finding_that_persists_gets_one_issue_which_is_reopened_when_it_returns() {
+    let fake = FakeGithub::start();
+    let dir = violated("gh-issues", "issue_after_runs = 2\n");
+    let issues = || fake.with(|state| state.issues.clone());
+    run(&dir, &fake, true, false);
+    assert!(issues().is_empty(), "one run is not persistence");
+    run(&dir, &fake, true, false);
+    let filed = issues();
+    assert_eq!(filed.len(), 2, "one per finding: {filed:#?}");
+    assert!(filed.iter().all(|issue| issue["labels"][0]["name"] == "meshgate"));
+    assert!(filed[0]["body"].as_str().unwrap().contains("<!-- meshgate:fingerprint="));
+    assert!(fake.with(|state| state.labels.contains(&"meshgate".to_owned())));
+    run(&dir, &fake, true, false);
+    assert_eq!(issues().len(), 2, "no duplicates");
+    fake.with(|state| state.issues[0]["state"] = json!("closed"));
+    let output = run(&dir, &fake, true, false);
+    assert_eq!(issues().len(), 2);
+    assert_eq!(issues()[0]["state"], "open", "reopened");
+    assert_clean(&fake, &dir, &[&output]);
+}
+
+#[test]
+fn a_run_that_cannot_finish_leaves_every_context_in_error() {
+    let fake = FakeGithub::start();
+    let dir = violated("gh-error", "");
+    let compose = std::fs::read_to_string(dir.join("compose.yaml")).unwrap();
+    std::fs::write(dir.join("compose.yaml"), compose.replace("services:", "services:\n  bad: ["))
+        .unwrap();
+    let output = run(&dir, &fake, true, false);
+    assert_eq!(output.status.code(), Some(2), "{}", stderr(&output));
+    // Found before the run read its settings: the overall context says so all the same.
+    assert_eq!(current(&fake)["ci/quality-gates"]["state"], "error");
+
+    // Broken after the pending statuses went out: a bad exception file.
+    let dir = violated("gh-error-late", "");
+    std::fs::write(dir.join("meshgate-exceptions.toml"), "[[exception]]\nrule = 1\n").unwrap();
+    let fake = FakeGithub::start();
+    let output = run(&dir, &fake, true, false);
+    assert_eq!(output.status.code(), Some(2), "{}", stderr(&output));
+    let statuses = fake.with(|state| state.statuses.clone());
+    assert_eq!(statuses[0]["state"], "pending", "the run had started");
+    let now = current(&fake);
+    assert!(now.len() > 1 && now.values().all(|status| status["state"] == "error"), "{now:#?}");
+    assert_clean(&fake, &dir, &[&output]);
+}
