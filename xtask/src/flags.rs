@@ -32,9 +32,28 @@ pub enum Command {
         #[arg(long)]
         infer_contracts: bool,
     },
+    /// Talk to GitHub outside a gates run.
+    Github {
+        #[command(subcommand)]
+        action: GithubAction,
+    },
     /// Time the static network gate on generated meshes, next to `docker compose config`.
     #[command(after_help = BENCH_EXIT_CODES)]
     Bench(BenchFlags),
+}
+
+#[derive(Debug, Subcommand)]
+pub enum GithubAction {
+    /// Post the statuses and PR comment of a run from its artifact folder (the `workflow_run`
+    /// half of a fork PR's checks); the folder is read as data.
+    Post {
+        /// The folder holding the run's `report.json`.
+        #[arg(long, value_name = "DIR")]
+        report_dir: std::path::PathBuf,
+        /// Use this meshgate.toml; its paths are relative to its folder.
+        #[arg(long, value_name = "FILE")]
+        config: Option<std::path::PathBuf>,
+    },
 }
 
 /// What `cargo xtask bench` times.

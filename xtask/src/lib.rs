@@ -151,6 +151,10 @@ fn try_main(flags: flags::Xtask) -> anyhow::Result<u8> {
             term::stdout(&serde_json::to_string_pretty(&services)?);
             Ok(0)
         }
+        Command::Github { action: flags::GithubAction::Post { report_dir, config } } => {
+            let config = load_config(&root, config)?;
+            github::artifact::post(&absolute(report_dir), &config)
+        }
         Command::Bench(bench) => {
             if bench.target == flags::BenchTarget::Health {
                 teardown::install_signal_handler()?;

@@ -7,6 +7,7 @@
 //! says that statuses were not posted and why.
 
 pub mod api;
+pub mod artifact;
 
 use std::collections::BTreeMap;
 use std::time::{Duration, SystemTime};

@@ -49,6 +49,8 @@ pub(crate) struct State {
     /// Issue events (labeled/unlabeled) of the pull request.
     pub(crate) events: Vec<Value>,
     pub(crate) reviews: Vec<Value>,
+    /// Pull requests by head commit, for `commits/{sha}/pulls`.
+    pub(crate) pulls: Vec<Value>,
     /// login → permission (admin, write, read, none).
     pub(crate) permissions: Vec<(String, String)>,
     pub(crate) faults: VecDeque<Fault>,
@@ -468,6 +470,16 @@ fn act(
         }
         "issues/list-events" => page(&shared.base, path, query, state.events.clone()),
         "pulls/list-reviews" => page(&shared.base, path, query, state.reviews.clone()),
+        "repos/list-pull-requests-associated-with-commit" => {
+            let sha = segment(4);
+            let items = state
+                .pulls
+                .iter()
+                .filter(|pull| pull["head"]["sha"] == sha.as_str())
+                .cloned()
+                .collect();
+            page(&shared.base, path, query, items)
+        }
         "repos/get-collaborator-permission-level" => {
             let login = segment(4);
             let permission = state
@@ -520,6 +532,20 @@ pub(crate) fn label_event(kind: &str, label: &str, actor: &str, created_at: &str
     event["performed_via_github_app"] = Value::Null;
     event["created_at"] = json!(created_at);
     event
+}
+
+/// An open pull request from a fork, as `commits/{sha}/pulls` lists it.
+pub(crate) fn fork_pull(number: u64, author: &str, head: &str) -> Value {
+    let path = repo_root().join("../shared/github/openapi-subset.json");
+    let spec: Value = serde_json::from_str(&std::fs::read_to_string(path).unwrap()).unwrap();
+    let mut pull = example(&spec, "pull-request-simple-items")[0].clone();
+    pull["number"] = json!(number);
+    pull["state"] = json!("open");
+    pull["user"]["login"] = json!(author);
+    pull["head"]["sha"] = json!(head);
+    pull["head"]["repo"]["full_name"] = json!("someone/mesh");
+    pull["base"]["repo"]["full_name"] = json!("octo-org/mesh");
+    pull
 }
 
 /// A PR comment by `login`.

@@ -7,7 +7,7 @@ use std::path::{Path, PathBuf};
 
 use serde_json::{Value, json};
 
-use crate::fake_github::{FakeGithub, Fault, comment, label_event, review};
+use crate::fake_github::{FakeGithub, Fault, comment, fork_pull, label_event, review};
 use crate::support::{mesh_variant, stderr, xtask_with_env};
 
 const TOKEN: &str = "ghs_fake0token0that0must0never0be0printed";
@@ -386,5 +386,76 @@ fn a_run_that_cannot_finish_leaves_every_context_in_error() {
     assert_eq!(statuses[0]["state"], "pending", "the run had started");
     let now = current(&fake);
     assert!(now.len() > 1 && now.values().all(|status| status["state"] == "error"), "{now:#?}");
+    assert_clean(&fake, &dir, &[&output]);
+}
+
+#[test]
+fn a_fork_prs_results_are_posted_from_its_artifact_as_data() {
+    let fake = FakeGithub::start();
+    let dir = violated("gh-fork-split", "");
+    // The untrusted run: read-only, it posts nothing and leaves its report.
+    let output = run(&dir, &fake, true, true);
+    assert_eq!(output.status.code(), Some(1));
+    assert!(fake.requests().is_empty());
+
+    // The artifact, with a finding whose text tries to be more than text.
+    let artifact = dir.join("artifact");
+    std::fs::create_dir_all(&artifact).unwrap();
+    let mut report = report(&dir);
+    report["gates"][0]["findings"][0]["message"] = json!("<img src=x> @octo-org/admins | cell");
+    std::fs::write(artifact.join("report.json"), report.to_string()).unwrap();
+    fake.with(|state| state.pulls = vec![fork_pull(7, "outsider", HEAD)]);
+
+    let event = dir.join("workflow-run.json");
+    let post = |event_body: Value| {
+        std::fs::write(&event, event_body.to_string()).unwrap();
+        let env = [
+            ("GITHUB_ACTIONS", "true"),
+            ("GITHUB_REPOSITORY", "octo-org/mesh"),
+            ("GITHUB_API_URL", fake.url.as_str()),
+            ("GITHUB_EVENT_NAME", "workflow_run"),
+            ("GITHUB_EVENT_PATH", event.to_str().unwrap()),
+            ("GITHUB_SHA", "1111111111111111111111111111111111111111"),
+            ("GITHUB_TOKEN", TOKEN),
+        ];
+        let config = dir.join("meshgate.toml");
+        xtask_with_env(
+            &[
+                "github",
+                "post",
+                "--report-dir",
+                artifact.to_str().unwrap(),
+                "--config",
+                config.to_str().unwrap(),
+            ],
+            &env,
+        )
+    };
+    let workflow_run = json!({ "workflow_run": { "head_sha": HEAD, "pull_requests": [] } });
+    let output = post(workflow_run.clone());
+    assert_eq!(output.status.code(), Some(0), "{}", stderr(&output));
+    let now = current(&fake);
+    assert_eq!(now["ci/quality-gates"]["state"], "failure");
+    assert!(fake.with(|state| state.statuses.iter().all(|s| s["sha"] == HEAD)));
+    let body = fake.with(|state| state.comments[0]["body"].as_str().unwrap().to_owned());
+    assert!(body.contains("&lt;img src=x&gt; @\u{200b}octo-org/admins \\| cell"), "{body}");
+
+    // An artifact that claims another pull request, or is not a report, posts nothing.
+    let before = fake.requests().len();
+    report["pull_request"] = json!(8);
+    std::fs::write(artifact.join("report.json"), report.to_string()).unwrap();
+    let output = post(workflow_run.clone());
+    assert_eq!(output.status.code(), Some(2), "{}", stderr(&output));
+    assert!(stderr(&output).contains("names pull request #8"), "{}", stderr(&output));
+    std::fs::write(artifact.join("report.json"), "{\"schema_version\": 1, \"verdict\": \"pwned\"}")
+        .unwrap();
+    let output = post(workflow_run);
+    assert_eq!(output.status.code(), Some(2), "{}", stderr(&output));
+    assert!(stderr(&output).contains("report.json"), "{}", stderr(&output));
+    let writes = fake.requests()[before..]
+        .iter()
+        .filter(|r| r.operation.contains("create") || r.operation.contains("update"))
+        .count();
+    assert_eq!(writes, 0);
     assert_clean(&fake, &dir, &[&output]);
 }
