@@ -195,16 +195,38 @@ impl Connected {
         }
     }
 
-    /// Posts statuses one after the other (GitHub asks for no concurrent writes).
+    /// Posts statuses one after the other (GitHub asks for no concurrent writes), skipping
+    /// those whose context already shows the same state and description: GitHub keeps at
+    /// most 1000 statuses per commit and context.
     pub fn post_statuses(&mut self, statuses: &[Status]) {
         if !self.policy.statuses {
             return;
         }
+        let combined = self.context.route(&format!("commits/{}/status", self.context.sha));
+        let shown: Vec<(String, String, String)> = match self.block_on(self.api.get(&combined)) {
+            Ok(answer) => answer.body["statuses"]
+                .as_array()
+                .into_iter()
+                .flatten()
+                .map(|status| {
+                    let text = |key: &str| status[key].as_str().unwrap_or_default().to_owned();
+                    (text("context").to_lowercase(), text("state"), text("description"))
+                })
+                .collect(),
+            // Not knowing what is shown only costs a status that repeats one.
+            Err(_) => Vec::new(),
+        };
         for status in statuses {
+            let description = crate::verdict::truncate(&status.description, 140);
+            let current =
+                (status.context.to_lowercase(), status.state.to_owned(), description.clone());
+            if shown.contains(&current) {
+                continue;
+            }
             let body = json!({
                 "state": status.state,
                 "context": status.context,
-                "description": crate::verdict::truncate(&status.description, 140),
+                "description": description,
                 "target_url": self.context.run_url,
             });
             let route = self.context.route(&format!("statuses/{}", self.context.sha));
@@ -212,7 +234,7 @@ impl Connected {
             let failed = result.is_err();
             self.note(&format!("status {}", status.context), result);
             if failed {
-                // The rest would fail the same way (permissions, limits): say it once.
+                // The rest would fail the same way (permissions, the 1000-status limit).
                 break;
             }
         }
@@ -486,6 +508,68 @@ impl Connected {
             Ok(grant) => grant,
             Err(error) => Err(format!("could not read the override from GitHub: {error}")),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn context_of(event_name: &str, payload: Value) -> Context {
+        let dir = std::env::temp_dir()
+            .join(format!("meshgate-event-{}-{event_name}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let path = dir.join("event.json");
+        std::fs::write(&path, payload.to_string()).unwrap();
+        let path = path.to_str().unwrap().to_owned();
+        let env = |name: &str| -> Option<String> {
+            match name {
+                "GITHUB_ACTIONS" => Some("true".into()),
+                "GITHUB_REPOSITORY" => Some("octo-org/mesh".into()),
+                "GITHUB_EVENT_NAME" => Some(event_name.into()),
+                "GITHUB_EVENT_PATH" => Some(path.clone()),
+                "GITHUB_SHA" => Some("merge-or-tip".into()),
+                "GITHUB_RUN_ID" => Some("42".into()),
+                _ => None,
+            }
+        };
+        Context::from_env(&env).unwrap().unwrap()
+    }
+
+    /// C22: statuses go where the PR shows them, and the source is named.
+    #[test]
+    fn the_commit_comes_from_the_event_that_started_the_run() {
+        let pull = context_of(
+            "pull_request",
+            json!({"pull_request": {"number": 7, "user": {"login": "alice"},
+                "head": {"sha": "head-sha", "repo": {"full_name": "octo-org/mesh"}},
+                "base": {"repo": {"full_name": "octo-org/mesh"}}}}),
+        );
+        assert_eq!((pull.sha.as_str(), pull.sha_source), ("head-sha", "pull_request.head.sha"));
+        assert_eq!(
+            pull.pull_request.unwrap(),
+            PullRequest { number: 7, author: "alice".into(), fork: false }
+        );
+        assert_eq!(
+            pull.run_url.as_deref(),
+            Some("https://github.com/octo-org/mesh/actions/runs/42")
+        );
+        let fork = context_of(
+            "pull_request_target",
+            json!({"pull_request": {"number": 8, "user": {"login": "eve"},
+                "head": {"sha": "fork-sha", "repo": {"full_name": "eve/mesh"}},
+                "base": {"repo": {"full_name": "octo-org/mesh"}}}}),
+        );
+        assert!(fork.pull_request.unwrap().fork);
+        let run = context_of(
+            "workflow_run",
+            json!({"workflow_run": {"head_sha": "run-sha", "pull_requests": []}}),
+        );
+        assert_eq!((run.sha.as_str(), run.sha_source), ("run-sha", "workflow_run.head_sha"));
+        let push = context_of("push", json!({"ref": "refs/heads/main"}));
+        assert_eq!((push.sha.as_str(), push.sha_source), ("merge-or-tip", "GITHUB_SHA"));
+        let outside = Context::from_env(&|_: &str| None).unwrap();
+        assert!(outside.is_none());
     }
 }
 

@@ -366,6 +366,19 @@ fn act(
             state.statuses.push(status.clone());
             answer(201, vec![], status)
         }
+        "repos/get-combined-status-for-ref" => {
+            let sha = segment(4);
+            let mut latest: Vec<Value> = Vec::new();
+            for status in state.statuses.iter().filter(|status| status["sha"] == sha.as_str()) {
+                latest.retain(|seen| seen["context"] != status["context"]);
+                latest.push(status.clone());
+            }
+            let mut combined = example(spec, "combined-commit-status");
+            combined["sha"] = json!(sha);
+            combined["total_count"] = json!(latest.len());
+            combined["statuses"] = Value::Array(latest);
+            answer(200, vec![], combined)
+        }
         "issues/list-comments" => {
             let number: u64 = segment(4).parse().unwrap_or(0);
             let items: Vec<Value> = state

@@ -440,6 +440,13 @@ fn a_fork_prs_results_are_posted_from_its_artifact_as_data() {
     let body = fake.with(|state| state.comments[0]["body"].as_str().unwrap().to_owned());
     assert!(body.contains("&lt;img src=x&gt; @\u{200b}octo-org/admins \\| cell"), "{body}");
 
+    // Posted again, nothing changes, so no status is repeated (GitHub keeps at most 1000).
+    let shown = fake.with(|state| state.statuses.len());
+    let output = post(workflow_run.clone());
+    assert_eq!(output.status.code(), Some(0), "{}", stderr(&output));
+    assert_eq!(fake.with(|state| state.statuses.len()), shown);
+    assert_eq!(fake.with(|state| state.comments.len()), 1);
+
     // An artifact that claims another pull request, or is not a report, posts nothing.
     let before = fake.requests().len();
     report["pull_request"] = json!(8);
@@ -457,5 +464,60 @@ fn a_fork_prs_results_are_posted_from_its_artifact_as_data() {
         .filter(|r| r.operation.contains("create") || r.operation.contains("update"))
         .count();
     assert_eq!(writes, 0);
+    assert_clean(&fake, &dir, &[&output]);
+}
+
+/// C23 and C25: unchanged statuses are not posted again; a secondary rate limit without
+/// `retry-after` is waited out; a 422 (the 1000-status limit) is never retried, is shown with
+/// GitHub's field errors, and does not change the verdict.
+#[test]
+fn statuses_repeat_nothing_wait_out_secondary_limits_and_stop_at_a_422() {
+    let fake = FakeGithub::start();
+    let dir = violated("gh-limits", "");
+    run(&dir, &fake, true, false);
+    let after_first = fake.with(|state| state.statuses.len());
+    // The same result again: only the pending statuses and the return to the same final
+    // states are posted, never a status a context already shows.
+    run(&dir, &fake, true, false);
+    let posted = fake.with(|state| state.statuses.clone());
+    let final_overall = posted
+        .iter()
+        .filter(|s| s["context"] == "ci/quality-gates" && s["state"] == "failure")
+        .count();
+    assert_eq!(final_overall, 2, "pending in between makes the final state a change");
+    assert_eq!(posted.len(), after_first * 2);
+
+    fake.with(|state| {
+        state.faults.push_back(Fault {
+            method: "POST",
+            path_suffix: format!("/statuses/{HEAD}"),
+            status: 403,
+            headers: vec![],
+            body: json!({ "message": "You have exceeded a secondary rate limit. Please wait a few minutes before you try again." }),
+            after_effect: false,
+        });
+        state.faults.push_back(Fault {
+            method: "POST",
+            path_suffix: format!("/statuses/{HEAD}"),
+            status: 422,
+            headers: vec![],
+            body: json!({"message":"Validation Failed","errors":[{"resource":"Status","code":"custom","field":"context","message":"This SHA and context has reached the maximum number of statuses."}],"documentation_url":"https://docs.github.com/rest/commits/statuses#create-a-commit-status"}),
+            after_effect: false,
+        });
+    });
+    let before = fake.requests().len();
+    let output = run(&dir, &fake, true, false);
+    assert_eq!(output.status.code(), Some(1), "the verdict stands: {}", stderr(&output));
+    let posts: Vec<_> = fake.requests()[before..]
+        .iter()
+        .filter(|r| r.operation == "repos/create-commit-status")
+        .cloned()
+        .collect();
+    assert_eq!(posts.len(), 2, "the limited post once more, then the 422 and no more: {posts:?}");
+    assert!(
+        stderr(&output).contains("Validation Failed (context: This SHA and context has reached the maximum number of statuses.)"),
+        "{}",
+        stderr(&output)
+    );
     assert_clean(&fake, &dir, &[&output]);
 }
