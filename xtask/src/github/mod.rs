@@ -511,68 +511,6 @@ impl Connected {
     }
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    fn context_of(event_name: &str, payload: Value) -> Context {
-        let dir = std::env::temp_dir()
-            .join(format!("meshgate-event-{}-{event_name}", std::process::id()));
-        std::fs::create_dir_all(&dir).unwrap();
-        let path = dir.join("event.json");
-        std::fs::write(&path, payload.to_string()).unwrap();
-        let path = path.to_str().unwrap().to_owned();
-        let env = |name: &str| -> Option<String> {
-            match name {
-                "GITHUB_ACTIONS" => Some("true".into()),
-                "GITHUB_REPOSITORY" => Some("octo-org/mesh".into()),
-                "GITHUB_EVENT_NAME" => Some(event_name.into()),
-                "GITHUB_EVENT_PATH" => Some(path.clone()),
-                "GITHUB_SHA" => Some("merge-or-tip".into()),
-                "GITHUB_RUN_ID" => Some("42".into()),
-                _ => None,
-            }
-        };
-        Context::from_env(&env).unwrap().unwrap()
-    }
-
-    /// C22: statuses go where the PR shows them, and the source is named.
-    #[test]
-    fn the_commit_comes_from_the_event_that_started_the_run() {
-        let pull = context_of(
-            "pull_request",
-            json!({"pull_request": {"number": 7, "user": {"login": "alice"},
-                "head": {"sha": "head-sha", "repo": {"full_name": "octo-org/mesh"}},
-                "base": {"repo": {"full_name": "octo-org/mesh"}}}}),
-        );
-        assert_eq!((pull.sha.as_str(), pull.sha_source), ("head-sha", "pull_request.head.sha"));
-        assert_eq!(
-            pull.pull_request.unwrap(),
-            PullRequest { number: 7, author: "alice".into(), fork: false }
-        );
-        assert_eq!(
-            pull.run_url.as_deref(),
-            Some("https://github.com/octo-org/mesh/actions/runs/42")
-        );
-        let fork = context_of(
-            "pull_request_target",
-            json!({"pull_request": {"number": 8, "user": {"login": "eve"},
-                "head": {"sha": "fork-sha", "repo": {"full_name": "eve/mesh"}},
-                "base": {"repo": {"full_name": "octo-org/mesh"}}}}),
-        );
-        assert!(fork.pull_request.unwrap().fork);
-        let run = context_of(
-            "workflow_run",
-            json!({"workflow_run": {"head_sha": "run-sha", "pull_requests": []}}),
-        );
-        assert_eq!((run.sha.as_str(), run.sha_source), ("run-sha", "workflow_run.head_sha"));
-        let push = context_of("push", json!({"ref": "refs/heads/main"}));
-        assert_eq!((push.sha.as_str(), push.sha_source), ("merge-or-tip", "GITHUB_SHA"));
-        let outside = Context::from_env(&|_: &str| None).unwrap();
-        assert!(outside.is_none());
-    }
-}
-
 fn state_name(state: crate::verdict::State) -> &'static str {
     match state {
         crate::verdict::State::Success => "success",
@@ -677,4 +615,66 @@ fn issue_body(finding: &crate::finding::Finding, marker: &str, runs: u32) -> Str
 /// Issue and comment bodies are limited to 65536 characters.
 fn truncate_body(text: &str) -> String {
     crate::verdict::truncate(text, 65_000)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn context_of(event_name: &str, payload: Value) -> Context {
+        let dir = std::env::temp_dir()
+            .join(format!("meshgate-event-{}-{event_name}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let path = dir.join("event.json");
+        std::fs::write(&path, payload.to_string()).unwrap();
+        let path = path.to_str().unwrap().to_owned();
+        let env = |name: &str| -> Option<String> {
+            match name {
+                "GITHUB_ACTIONS" => Some("true".into()),
+                "GITHUB_REPOSITORY" => Some("octo-org/mesh".into()),
+                "GITHUB_EVENT_NAME" => Some(event_name.into()),
+                "GITHUB_EVENT_PATH" => Some(path.clone()),
+                "GITHUB_SHA" => Some("merge-or-tip".into()),
+                "GITHUB_RUN_ID" => Some("42".into()),
+                _ => None,
+            }
+        };
+        Context::from_env(&env).unwrap().unwrap()
+    }
+
+    /// C22: statuses go where the PR shows them, and the source is named.
+    #[test]
+    fn the_commit_comes_from_the_event_that_started_the_run() {
+        let pull = context_of(
+            "pull_request",
+            json!({"pull_request": {"number": 7, "user": {"login": "alice"},
+                "head": {"sha": "head-sha", "repo": {"full_name": "octo-org/mesh"}},
+                "base": {"repo": {"full_name": "octo-org/mesh"}}}}),
+        );
+        assert_eq!((pull.sha.as_str(), pull.sha_source), ("head-sha", "pull_request.head.sha"));
+        assert_eq!(
+            pull.pull_request.unwrap(),
+            PullRequest { number: 7, author: "alice".into(), fork: false }
+        );
+        assert_eq!(
+            pull.run_url.as_deref(),
+            Some("https://github.com/octo-org/mesh/actions/runs/42")
+        );
+        let fork = context_of(
+            "pull_request_target",
+            json!({"pull_request": {"number": 8, "user": {"login": "eve"},
+                "head": {"sha": "fork-sha", "repo": {"full_name": "eve/mesh"}},
+                "base": {"repo": {"full_name": "octo-org/mesh"}}}}),
+        );
+        assert!(fork.pull_request.unwrap().fork);
+        let run = context_of(
+            "workflow_run",
+            json!({"workflow_run": {"head_sha": "run-sha", "pull_requests": []}}),
+        );
+        assert_eq!((run.sha.as_str(), run.sha_source), ("run-sha", "workflow_run.head_sha"));
+        let push = context_of("push", json!({"ref": "refs/heads/main"}));
+        assert_eq!((push.sha.as_str(), push.sha_source), ("merge-or-tip", "GITHUB_SHA"));
+        let outside = Context::from_env(&|_: &str| None).unwrap();
+        assert!(outside.is_none());
+    }
 }
