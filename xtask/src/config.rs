@@ -182,6 +182,7 @@ struct GithubRaw {
     issues: Option<bool>,
     issue_label: Option<String>,
     issue_after_runs: Option<u32>,
+    issue_close_after_runs: Option<u32>,
     max_issues_per_run: Option<u32>,
     approval_label: Option<String>,
     override_label: Option<String>,
@@ -279,6 +280,8 @@ pub struct GithubPolicy {
     pub issue_label: String,
     /// A finding seen in this many runs in a row (this one included) gets an issue.
     pub issue_after_runs: u32,
+    /// An issue whose finding was absent from this many runs in a row is closed.
+    pub issue_close_after_runs: u32,
     pub max_issues_per_run: u32,
     /// A label that approves a PR's warnings when `mesh.require_approval` is on.
     pub approval_label: String,
@@ -313,6 +316,7 @@ impl Default for GithubPolicy {
             issues: true,
             issue_label: "meshgate".into(),
             issue_after_runs: 3,
+            issue_close_after_runs: 3,
             max_issues_per_run: 5,
             approval_label: "meshgate-approved".into(),
             override_label: "meshgate-override".into(),
@@ -540,6 +544,11 @@ fn validate(raw: Raw, file: &Path, text: &str, root: &Path) -> anyhow::Result<Co
         issues: raw.github.issues.unwrap_or(defaults.issues),
         issue_label: raw.github.issue_label.unwrap_or(defaults.issue_label),
         issue_after_runs: raw.github.issue_after_runs.unwrap_or(defaults.issue_after_runs).max(1),
+        issue_close_after_runs: raw
+            .github
+            .issue_close_after_runs
+            .unwrap_or(defaults.issue_close_after_runs)
+            .max(1),
         max_issues_per_run: raw.github.max_issues_per_run.unwrap_or(defaults.max_issues_per_run),
         approval_label: raw.github.approval_label.unwrap_or(defaults.approval_label),
         override_label: raw.github.override_label.unwrap_or(defaults.override_label),

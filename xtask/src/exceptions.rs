@@ -209,6 +209,21 @@ pub fn gate_of(rule: Rule) -> Option<Gate> {
     }
 }
 
+/// Whether a gate's report can tell that a rule found nothing: the gate ran, and so did the
+/// half of it the rule belongs to (a `--static` run judges no rule that needs running
+/// containers, a `--runtime-only` run no static rule).
+pub fn judged(report: &GateReport, rule: Rule) -> bool {
+    if !matches!(report.status, Status::Passed | Status::Failed) {
+        return false;
+    }
+    match report.scope {
+        None => true,
+        Some(scope) if scope.starts_with("static checks only") => !rule.needs_running_mesh(),
+        Some(scope) if scope.starts_with("runtime checks only") => rule.needs_running_mesh(),
+        Some(_) => false,
+    }
+}
+
 /// Applies the exceptions to the gates' findings as of `now`: suppressed findings move to
 /// each gate's `suppressed`, findings about the exceptions themselves join the gate of the
 /// rule they name, and each gate's status follows its remaining findings.
@@ -364,11 +379,17 @@ mod tests {
         let rules: Vec<&str> = reports[0].findings.iter().map(|f| f.rule.id()).collect();
         assert_eq!(rules, ["exception/stale", "exception/expiring"]);
         assert_eq!(reports[0].status, Status::Passed, "warnings only");
-        // A gate that ran only in part cannot tell a stale exception.
+        // A gate that ran only in part cannot tell a stale exception for the other part.
         let mut reports = network_gate(vec![]);
-        reports[0].scope = Some("static checks only");
+        reports[0].scope = Some("runtime checks only");
         apply(&mut reports, &exceptions, now(), Duration::ZERO);
         assert!(reports[0].findings.is_empty(), "{:?}", reports[0].findings);
+        let mut reports = network_gate(vec![]);
+        reports[0].scope = Some("static checks only");
+        assert!(judged(&reports[0], Rule::HostNetwork));
+        assert!(!judged(&reports[0], Rule::EdgeRefused));
+        reports[0].status = Status::NotComputed("Docker is unreachable".into());
+        assert!(!judged(&reports[0], Rule::HostNetwork));
     }
 
     #[test]

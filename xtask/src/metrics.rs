@@ -92,6 +92,10 @@ pub struct Metrics {
     pub probes: Vec<ProbeMetrics>,
     pub coverage: BTreeMap<String, CoverageMetrics>,
     pub findings_by_rule: BTreeMap<String, usize>,
+    /// A run on the repository's default branch on GitHub: only such runs count towards
+    /// persistent findings.
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    pub default_branch: bool,
 }
 
 impl Metrics {
@@ -304,6 +308,8 @@ pub struct HistoryRecord {
     /// The fingerprints of the run's findings, to tell which persist across runs.
     #[serde(default)]
     pub fingerprints: Vec<String>,
+    #[serde(default)]
+    pub default_branch: bool,
 }
 
 impl HistoryRecord {
@@ -321,6 +327,7 @@ impl HistoryRecord {
             kind: metrics.kind.clone(),
             figures: metrics.figures().into_iter().map(|f| (f.key(), f.value)).collect(),
             fingerprints,
+            default_branch: metrics.default_branch,
         }
     }
 }
@@ -369,9 +376,14 @@ impl History {
         self.records.iter().rev().find(|record| record.kind == kind)
     }
 
-    /// The last `count` runs of a kind, newest first.
-    pub fn recent_of_kind(&self, kind: &str, count: usize) -> Vec<&HistoryRecord> {
-        self.records.iter().rev().filter(|record| record.kind == kind).take(count).collect()
+    /// The last `count` default-branch runs of a kind, newest first.
+    pub fn recent_default_branch_runs(&self, kind: &str, count: usize) -> Vec<&HistoryRecord> {
+        self.records
+            .iter()
+            .rev()
+            .filter(|record| record.kind == kind && record.default_branch)
+            .take(count)
+            .collect()
     }
 
     /// Adds a run and rewrites the file atomically, keeping the newest runs.

@@ -110,6 +110,10 @@ fn run_gates(
     if let crate::github::Session::On(connected) = github {
         connected.post_pending(&options.gates);
     }
+    let on_default_branch = match github {
+        crate::github::Session::On(connected) => connected.context.default_branch,
+        _ => false,
+    };
     // Read before any gate runs, so a broken exception file stops the run at once.
     let exceptions = crate::exceptions::load(&mesh.config.exceptions.file, root)?;
     if options.infer_contracts {
@@ -117,6 +121,7 @@ fn run_gates(
     }
     let revision = revision(sh);
     let mut metrics = Metrics::new(&revision, &stamp, run_kind(options));
+    metrics.default_branch = on_default_branch;
     metrics.tools.insert("meshgate".into(), env!("CARGO_PKG_VERSION").into());
     metrics.step("discover", clock.elapsed());
     let selected = |gate: Gate| options.gates.contains(&gate);
@@ -272,26 +277,21 @@ fn run_gates(
         (None, report::Verdict::Failed) => format!("failed: {}", report.description),
         (None, _) => report.description.clone(),
     };
-    let issue_after = mesh.config.github.issue_after_runs;
-    let (summary_text, persistent) = write_metrics(
+    let github_policy = &mesh.config.github;
+    let remember =
+        github_policy.issue_after_runs.max(github_policy.issue_close_after_runs) as usize;
+    let (summary_text, recent) = write_metrics(
         logs,
         &mesh.config.metrics,
         &metrics,
         &verdict_text,
         &report.gates,
-        issue_after,
+        remember,
     )?;
     if let crate::github::Session::On(connected) = github {
         connected.post_final(&report);
         connected.upsert_comment(&summary_text);
-        let persistent: Vec<crate::finding::Finding> = report
-            .gates
-            .iter()
-            .flat_map(|gate| gate.findings.iter())
-            .filter(|finding| persistent.contains(&finding.fingerprint()))
-            .cloned()
-            .collect();
-        connected.file_issues(&persistent);
+        connected.track_issues(&report.gates, &recent);
     }
     for gate in report.gates.iter().filter(|gate| !gate.matrix.is_empty()) {
         term::block(&report::render_matrix(&gate.matrix));
@@ -424,8 +424,8 @@ fn write_metrics(
     metrics: &Metrics,
     verdict: &str,
     gates: &[GateReport],
-    persist_runs: u32,
-) -> anyhow::Result<(String, std::collections::BTreeSet<String>)> {
+    remember_runs: usize,
+) -> anyhow::Result<(String, Vec<Vec<String>>)> {
     let json = serde_json::to_vec_pretty(metrics).context("failed to encode the metrics")?;
     report::write_atomically(&logs.join("metrics.json"), &json)?;
     if policy.prometheus {
@@ -440,22 +440,15 @@ fn write_metrics(
         }
     };
     let previous = history.as_ref().and_then(|history| history.last_of_kind(&metrics.kind));
-    // Findings of this run that the previous `persist_runs - 1` runs of its kind had too.
-    let earlier = persist_runs.saturating_sub(1) as usize;
-    let persistent = match &history {
-        Some(history) => {
-            let recent = history.recent_of_kind(&metrics.kind, earlier);
-            let record = metrics::HistoryRecord::of(metrics, gates);
-            record
-                .fingerprints
-                .into_iter()
-                .filter(|fingerprint| {
-                    recent.len() == earlier
-                        && recent.iter().all(|run| run.fingerprints.contains(fingerprint))
-                })
-                .collect()
-        }
-        None => Default::default(),
+    // The fingerprints of earlier default-branch runs of this kind, newest first: what
+    // tells a finding that persists, and one that has gone.
+    let recent: Vec<Vec<String>> = match &history {
+        Some(history) => history
+            .recent_default_branch_runs(&metrics.kind, remember_runs)
+            .into_iter()
+            .map(|record| record.fingerprints.clone())
+            .collect(),
+        None => Vec::new(),
     };
     let comparisons = metrics::compare(metrics, previous, &policy.tolerance);
     let summary = metrics::summary_markdown(verdict, gates, metrics, previous, &comparisons);
@@ -479,7 +472,7 @@ fn write_metrics(
     {
         term::warn(&format!("{error:#}; this run is not kept in the history"));
     }
-    Ok((summary, persistent))
+    Ok((summary, recent))
 }
 
 fn append_to(path: &Path, text: &str) -> anyhow::Result<()> {

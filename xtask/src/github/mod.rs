@@ -34,6 +34,9 @@ pub struct Context {
     pub sha_source: &'static str,
     pub pull_request: Option<PullRequest>,
     pub run_url: Option<String>,
+    /// A push (or scheduled or manual run) on the repository's default branch: the runs that
+    /// count for persistent findings.
+    pub default_branch: bool,
 }
 
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -83,6 +86,11 @@ impl Context {
         } else {
             (env("GITHUB_SHA").context("GITHUB_SHA is not set")?, "GITHUB_SHA", None)
         };
+        let default_branch = pull_request.is_none()
+            && payload["workflow_run"].is_null()
+            && payload["repository"]["default_branch"]
+                .as_str()
+                .is_some_and(|branch| env("GITHUB_REF") == Some(format!("refs/heads/{branch}")));
         let server = env("GITHUB_SERVER_URL").unwrap_or_else(|| "https://github.com".into());
         let run_url =
             env("GITHUB_RUN_ID").map(|id| format!("{server}/{repository}/actions/runs/{id}"));
@@ -94,6 +102,7 @@ impl Context {
             sha_source,
             pull_request,
             run_url,
+            default_branch,
         }))
     }
 
@@ -328,33 +337,65 @@ impl Connected {
         self.note("the PR comment", result);
     }
 
-    /// Opens (or reopens) one issue per finding that persisted for `issue_after_runs` runs,
-    /// found again by the fingerprint marker in the body of issues with meshgate's label.
-    pub fn file_issues(&mut self, persistent: &[crate::finding::Finding]) {
-        if !self.policy.issues || persistent.is_empty() {
+    /// Keeps one issue per finding that persists on the default branch: opened once the
+    /// finding was in `issue_after_runs` runs in a row, commented on (once per run) while it
+    /// stays, reopened when it returns, and closed with a comment once it was absent from
+    /// `issue_close_after_runs` runs in a row that judged its rule. Issues are found
+    /// again by the fingerprint marker in their body, among the issues with meshgate's label.
+    /// `recent` holds the fingerprints of earlier default-branch runs, newest first.
+    pub fn track_issues(&mut self, gates: &[crate::gates::GateReport], recent: &[Vec<String>]) {
+        if !self.policy.issues || !self.context.default_branch {
             return;
         }
+        let findings: Vec<&crate::finding::Finding> =
+            gates.iter().flat_map(|gate| &gate.findings).collect();
+        let current: std::collections::BTreeSet<String> =
+            findings.iter().map(|f| f.fingerprint()).collect();
+        let after = self.policy.issue_after_runs as usize - 1;
+        let close_after = self.policy.issue_close_after_runs as usize - 1;
+        let mut seen = std::collections::BTreeSet::new();
+        let persistent: Vec<&crate::finding::Finding> = findings
+            .into_iter()
+            .filter(|finding| {
+                let fingerprint = finding.fingerprint();
+                recent.len() >= after
+                    && recent[..after].iter().all(|run| run.contains(&fingerprint))
+                    && seen.insert(fingerprint)
+            })
+            .collect();
         let label = self.policy.issue_label.clone();
         let limit = self.policy.max_issues_per_run as usize;
+        let run = self.context.run_url.clone().unwrap_or_else(|| self.context.sha.clone());
         let result = self.block_on(async {
             ensure_label(&self.api, &self.context, &label).await?;
-            let route = self.context.route(&format!("issues?state=all&labels={label}&per_page=100"));
-            let existing = self.api.get_all(&route).await?;
+            let list = self.context.route(&format!("issues?state=all&labels={label}&per_page=100"));
+            let existing: Vec<Value> = self
+                .api
+                .get_all(&list)
+                .await?
+                .into_iter()
+                .filter(|issue| issue["pull_request"].is_null())
+                .collect();
+            let marker_of = |fingerprint: &str| format!("<!-- meshgate:fingerprint={fingerprint} -->");
             let mut created = 0;
-            for finding in persistent {
-                let marker = format!("<!-- meshgate:fingerprint={} -->", finding.fingerprint());
-                let found = existing.iter().find(|issue| {
-                    issue["pull_request"].is_null()
-                        && issue["body"].as_str().is_some_and(|body| body.contains(&marker))
-                });
+            for finding in &persistent {
+                let marker = marker_of(&finding.fingerprint());
+                let found = existing
+                    .iter()
+                    .find(|issue| issue["body"].as_str().is_some_and(|body| body.contains(&marker)));
                 match found {
-                    Some(issue) if issue["state"] == "open" => {}
                     Some(issue) => {
                         let number = issue["number"].as_u64().unwrap_or_default();
-                        let route = self.context.route(&format!("issues/{number}"));
-                        self.api
-                            .patch(&route, &json!({ "state": "open", "state_reason": "reopened" }))
-                            .await?;
+                        let text = if issue["state"] == "open" {
+                            format!("Still found by {run} at `{}`.", self.context.sha)
+                        } else {
+                            let route = self.context.route(&format!("issues/{number}"));
+                            self.api
+                                .patch(&route, &json!({ "state": "open", "state_reason": "reopened" }))
+                                .await?;
+                            format!("Found again by {run} at `{}`: reopened.", self.context.sha)
+                        };
+                        self.comment_once(number, &run, &text).await?;
                     }
                     None if created < limit => {
                         let body = json!({
@@ -365,12 +406,8 @@ impl Connected {
                             "body": truncate_body(&issue_body(finding, &marker, self.policy.issue_after_runs)),
                             "labels": [label],
                         });
-                        let route = self.context.route("issues");
-                        let marker = marker.clone();
-                        create_once(&self.api, &route, &body, || async {
-                            let issues = self.api.get_all(&self.context.route(&format!(
-                                "issues?state=all&labels={label}&per_page=100"
-                            ))).await?;
+                        create_once(&self.api, &self.context.route("issues"), &body, || async {
+                            let issues = self.api.get_all(&list).await?;
                             Ok(issues.iter().any(|issue| {
                                 issue["body"].as_str().is_some_and(|body| body.contains(&marker))
                             }))
@@ -381,9 +418,55 @@ impl Connected {
                     None => {}
                 }
             }
+            // Issues whose finding has gone from enough runs in a row are closed.
+            for issue in existing.iter().filter(|issue| issue["state"] == "open") {
+                let body = issue["body"].as_str().unwrap_or_default();
+                let Some(fingerprint) = marked(body, "fingerprint") else { continue };
+                let rule = marked(body, "rule").and_then(|id| crate::finding::Rule::from_id(&id));
+                let judged = rule.is_some_and(|rule| {
+                    let gate = crate::exceptions::gate_of(rule);
+                    gates.iter().any(|report| {
+                        Some(report.gate) == gate && crate::exceptions::judged(report, rule)
+                    })
+                });
+                let gone = !current.contains(&fingerprint)
+                    && recent.len() >= close_after
+                    && recent[..close_after].iter().all(|run| !run.contains(&fingerprint));
+                if judged && gone {
+                    let number = issue["number"].as_u64().unwrap_or_default();
+                    let text = format!(
+                        "Not found in the last {} runs on the default branch (last: {run} at `{}`): closing.",
+                        close_after + 1,
+                        self.context.sha
+                    );
+                    self.comment_once(number, &run, &text).await?;
+                    let route = self.context.route(&format!("issues/{number}"));
+                    self.api
+                        .patch(&route, &json!({ "state": "closed", "state_reason": "completed" }))
+                        .await?;
+                }
+            }
             Ok(())
         });
         self.note("issues for persistent findings", result);
+    }
+
+    /// Comments on an issue at most once per run, found again by the run's marker.
+    async fn comment_once(&self, number: u64, run: &str, text: &str) -> Result<(), ApiError> {
+        let marker = format!("<!-- meshgate:run={run} -->");
+        let route = self.context.route(&format!("issues/{number}/comments"));
+        let listed = format!("{route}?per_page=100");
+        let already = |comments: &[Value]| {
+            comments.iter().any(|c| c["body"].as_str().is_some_and(|body| body.contains(&marker)))
+        };
+        if already(&self.api.get_all(&listed).await?) {
+            return Ok(());
+        }
+        let body = json!({ "body": format!("{marker}\n{text}") });
+        create_once(&self.api, &route, &body, || async {
+            Ok(already(&self.api.get_all(&listed).await?))
+        })
+        .await
     }
 
     /// Who approved this PR's warnings: a review approving the head commit, or the approval
@@ -600,9 +683,17 @@ async fn can_write(api: &Api, context: &Context, login: &str) -> Result<bool, Ap
     }
 }
 
+/// The value of a `<!-- meshgate:<key>=<value> -->` marker in a body.
+fn marked(body: &str, key: &str) -> Option<String> {
+    let start = body.find(&format!("<!-- meshgate:{key}="))? + key.len() + 15;
+    let rest = &body[start..];
+    Some(rest[..rest.find(" -->")?].to_owned())
+}
+
 fn issue_body(finding: &crate::finding::Finding, marker: &str, runs: u32) -> String {
     format!(
-        "{marker}\nmeshgate found this in {runs} runs in a row.\n\n**{}** `{}`\n\n{}\n\n- location: `{}`\n- help: {}\n- fingerprint: `{}`\n\nThe issue is found again by its fingerprint; a run that still finds it leaves it open.",
+        "{marker}\n<!-- meshgate:rule={} -->\nmeshgate found this in {runs} runs in a row.\n\n**{}** `{}`\n\n{}\n\n- location: `{}`\n- help: {}\n- fingerprint: `{}`\n\nThe issue is found again by its fingerprint; a run that still finds it leaves it open.",
+        finding.rule.id(),
         finding.rule.id(),
         finding.service.as_deref().unwrap_or("-"),
         finding.message,
@@ -642,6 +733,14 @@ mod tests {
         Context::from_env(&env).unwrap().unwrap()
     }
 
+    #[test]
+    fn markers_are_read_back_from_bodies() {
+        let body = "<!-- meshgate:fingerprint=0123abcd -->\n<!-- meshgate:rule=network/host-network -->\ntext";
+        assert_eq!(marked(body, "fingerprint").as_deref(), Some("0123abcd"));
+        assert_eq!(marked(body, "rule").as_deref(), Some("network/host-network"));
+        assert_eq!(marked("no markers", "rule"), None);
+    }
+
     /// C22: statuses go where the PR shows them, and the source is named.
     #[test]
     fn the_commit_comes_from_the_event_that_started_the_run() {
@@ -674,6 +773,7 @@ mod tests {
         assert_eq!((run.sha.as_str(), run.sha_source), ("run-sha", "workflow_run.head_sha"));
         let push = context_of("push", json!({"ref": "refs/heads/main"}));
         assert_eq!((push.sha.as_str(), push.sha_source), ("merge-or-tip", "GITHUB_SHA"));
+        assert!(!push.default_branch, "GITHUB_REF is not set here");
         let outside = Context::from_env(&|_: &str| None).unwrap();
         assert!(outside.is_none());
     }

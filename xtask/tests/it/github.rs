@@ -342,25 +342,92 @@ fn an_override_label_needs_a_writer_who_is_not_the_author_and_a_reason() {
     assert_clean(&fake, &dir, &[&output]);
 }
 
+/// A push to the default branch: the runs that count for persistent findings.
+fn run_push(dir: &Path, fake: &FakeGithub) -> std::process::Output {
+    let event = dir.join("push.json");
+    let payload = json!({ "ref": "refs/heads/main", "repository": { "default_branch": "main" } });
+    std::fs::write(&event, payload.to_string()).unwrap();
+    let config = dir.join("meshgate.toml");
+    // Each run of the workflow has an id of its own.
+    static RUNS: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(100);
+    let run_id = RUNS.fetch_add(1, std::sync::atomic::Ordering::SeqCst).to_string();
+    let env = [
+        ("GITHUB_ACTIONS", "true"),
+        ("GITHUB_REPOSITORY", "octo-org/mesh"),
+        ("GITHUB_API_URL", fake.url.as_str()),
+        ("GITHUB_EVENT_NAME", "push"),
+        ("GITHUB_EVENT_PATH", event.to_str().unwrap()),
+        ("GITHUB_REF", "refs/heads/main"),
+        ("GITHUB_SHA", HEAD),
+        ("GITHUB_RUN_ID", run_id.as_str()),
+        ("GITHUB_TOKEN", TOKEN),
+    ];
+    xtask_with_env(&["gates", "--static", "--config", config.to_str().unwrap()], &env)
+}
+
 #[test]
-fn a_finding_that_persists_gets_one_issue_which_is_reopened_when_it_returns() {
+fn the_lifecycle_of_an_issue_for_a_persistent_finding() {
     let fake = FakeGithub::start();
-    let dir = violated("gh-issues", "issue_after_runs = 2\n");
+    let dir = violated("gh-issues", "issue_after_runs = 2\nissue_close_after_runs = 2\n");
     let issues = || fake.with(|state| state.issues.clone());
+    let comments_on = |number: u64| {
+        fake.with(|state| state.comments.iter().filter(|c| c["issue_number"] == number).count())
+    };
+    // Pull request runs do not count: only the default branch's history does.
     run(&dir, &fake, true, false);
-    assert!(issues().is_empty(), "one run is not persistence");
     run(&dir, &fake, true, false);
+    run_push(&dir, &fake);
+    assert!(issues().is_empty(), "one run on the default branch is not persistence");
+
+    // The second opens one issue per finding; the first create's answer is lost (a timeout
+    // at the gateway), and it is not made twice.
+    fake.with(|state| {
+        state.faults.push_back(Fault {
+            method: "POST",
+            path_suffix: "/repos/octo-org/mesh/issues".into(),
+            status: 504,
+            headers: vec![],
+            body: json!({ "message": "Gateway Timeout" }),
+            after_effect: true,
+        })
+    });
+    let output = run_push(&dir, &fake);
+    assert!(!stderr(&output).contains("GitHub: "), "{}", stderr(&output));
     let filed = issues();
     assert_eq!(filed.len(), 2, "one per finding: {filed:#?}");
     assert!(filed.iter().all(|issue| issue["labels"][0]["name"] == "meshgate"));
     assert!(filed[0]["body"].as_str().unwrap().contains("<!-- meshgate:fingerprint="));
     assert!(fake.with(|state| state.labels.contains(&"meshgate".to_owned())));
-    run(&dir, &fake, true, false);
+
+    // While it stays, each run adds one comment, never an issue.
+    run_push(&dir, &fake);
     assert_eq!(issues().len(), 2, "no duplicates");
-    fake.with(|state| state.issues[0]["state"] = json!("closed"));
-    let output = run(&dir, &fake, true, false);
+    assert_eq!(comments_on(1), 1);
+
+    // Fixed: closed with a comment once absent from two runs in a row.
+    let compose = std::fs::read_to_string(dir.join("compose.yaml")).unwrap();
+    let clean = std::fs::read_to_string(crate::support::repo_root().join("compose.yaml")).unwrap();
+    std::fs::write(dir.join("compose.yaml"), clean).unwrap();
+    run_push(&dir, &fake);
+    assert_eq!(issues()[0]["state"], "open", "one clean run is not enough");
+    let output = run_push(&dir, &fake);
+    assert!(
+        issues().iter().all(|issue| issue["state"] == "closed"),
+        "{}\n{:#?}",
+        stderr(&output),
+        issues().iter().map(|i| (&i["state"], &i["body"])).collect::<Vec<_>>()
+    );
+    assert_eq!(issues()[0]["state_reason"], "completed");
+    assert_eq!(comments_on(1), 2, "a comment says why it was closed");
+
+    // Back again for two runs: the closed issue is reopened, not filed anew.
+    std::fs::write(dir.join("compose.yaml"), compose).unwrap();
+    run_push(&dir, &fake);
+    let output = run_push(&dir, &fake);
     assert_eq!(issues().len(), 2);
     assert_eq!(issues()[0]["state"], "open", "reopened");
+    assert_eq!(issues()[0]["state_reason"], "reopened");
+    assert_eq!(comments_on(1), 3);
     assert_clean(&fake, &dir, &[&output]);
 }
 
