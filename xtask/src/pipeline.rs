@@ -105,7 +105,9 @@ fn run_gates(
     let mut mesh = discover::discover(root, config)?;
     *github = match crate::github::Session::start(&mesh.config.github) {
         Ok(session) => session,
-        Err(error) => crate::github::Session::Silent { reason: format!("{error:#}") },
+        Err(error) => {
+            crate::github::Session::Silent { reason: format!("{error:#}"), pull_request: None }
+        }
     };
     if let crate::github::Session::On(connected) = github {
         connected.post_pending(&options.gates);
@@ -155,6 +157,7 @@ fn run_gates(
         strict_verdict: report::Verdict::Passed,
         emergency: None,
         audit_head: None,
+        pull_request: github.pull_request(),
         exit_code: 0,
     };
 

@@ -37,6 +37,9 @@ pub struct Report {
     /// The audit log's head after this run, when an override was used.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub audit_head: Option<String>,
+    /// The pull request the run checked, on GitHub.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub pull_request: Option<u64>,
     pub exit_code: i32,
 }
 

@@ -105,7 +105,7 @@ pub fn post(dir: &Path, config: &Config) -> anyhow::Result<u8> {
     let mut connected = match session {
         Session::On(connected) => connected,
         Session::Off => anyhow::bail!("`github post` runs on GitHub Actions (GITHUB_ACTIONS=true)"),
-        Session::Silent { reason } => anyhow::bail!("nothing can be posted: {reason}"),
+        Session::Silent { reason, .. } => anyhow::bail!("nothing can be posted: {reason}"),
     };
     if connected.context.pull_request.is_none() {
         let found = connected.block_on(find_pull_request(&connected));

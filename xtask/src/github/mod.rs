@@ -117,6 +117,8 @@ pub enum Session {
     /// On GitHub, but nothing can be posted.
     Silent {
         reason: String,
+        /// The pull request the run is for, which its report names for the posting half.
+        pull_request: Option<u64>,
     },
     On(Box<Connected>),
 }
@@ -131,6 +133,17 @@ pub struct Connected {
 }
 
 impl Session {
+    /// The number of the pull request the run is for, when it is for one.
+    pub fn pull_request(&self) -> Option<u64> {
+        match self {
+            Session::Off => None,
+            Session::Silent { pull_request, .. } => *pull_request,
+            Session::On(connected) => {
+                connected.context.pull_request.as_ref().map(|pull| pull.number)
+            }
+        }
+    }
+
     /// Connects when running on Actions with a token.
     pub fn start(policy: &GithubPolicy) -> anyhow::Result<Session> {
         let env = |name: &str| std::env::var(name).ok().filter(|value| !value.is_empty());
@@ -144,11 +157,13 @@ impl Session {
         );
         let Some(token) = env("GITHUB_TOKEN") else {
             return Ok(Session::Silent {
+                pull_request: context.pull_request.as_ref().map(|pull| pull.number),
                 reason: "GITHUB_TOKEN is not set (pass `env: GITHUB_TOKEN: ${{ github.token }}` to the step)".into(),
             });
         };
         if context.pull_request.as_ref().is_some_and(|pull| pull.fork) {
             return Ok(Session::Silent {
+                pull_request: context.pull_request.as_ref().map(|pull| pull.number),
                 reason: "a pull request from a fork gets a read-only token; the `workflow_run` workflow posts its results".into(),
             });
         }
@@ -173,7 +188,7 @@ impl Session {
     pub fn report_problems(&self) {
         match self {
             Session::Off => {}
-            Session::Silent { reason } => {
+            Session::Silent { reason, .. } => {
                 crate::term::warn(&format!("statuses and comments were not posted: {reason}"));
             }
             Session::On(connected) => {

@@ -469,6 +469,7 @@ fn a_fork_prs_results_are_posted_from_its_artifact_as_data() {
     let artifact = dir.join("artifact");
     std::fs::create_dir_all(&artifact).unwrap();
     let mut report = report(&dir);
+    assert_eq!(report["pull_request"], 7, "the report names the pull request it checked");
     report["gates"][0]["findings"][0]["message"] = json!("<img src=x> @octo-org/admins | cell");
     std::fs::write(artifact.join("report.json"), report.to_string()).unwrap();
     fake.with(|state| state.pulls = vec![fork_pull(7, "outsider", HEAD)]);
