@@ -263,9 +263,7 @@ pub fn apply(
         let (matched, kept): (Vec<Finding>, Vec<Finding>) =
             std::mem::take(&mut report.findings).into_iter().partition(|f| exception.matches(f));
         report.findings = kept;
-        let ran_in_full =
-            matches!(report.status, Status::Passed | Status::Failed) && report.scope.is_none();
-        if matched.is_empty() && ran_in_full {
+        if matched.is_empty() && judged(report, exception.rule) {
             report.findings.push(finding(
                 Rule::ExceptionStale,
                 format!("the exception for `{}` matches no finding", exception.rule.id()),

@@ -728,17 +728,7 @@ pub fn start_and_wait(
 ) -> anyhow::Result<Started> {
     let files = mesh.project.files.clone();
     let clock = Instant::now();
-    let mut up = compose.command(project, &files).args([
-        "up",
-        "--detach",
-        "--no-build",
-        "--pull",
-        "never",
-        "--remove-orphans",
-    ]);
-    for profile in &mesh.project.profiles {
-        up = up.args(["--profile", profile]);
-    }
+    let up = compose_up(compose, mesh, project, &[]);
     let registration = Teardown { compose: compose.clone(), project: project.to_owned(), files };
     teardown::register_and_start(registration, || up.spawn())?;
     let up_finished = || teardown::poll_up(|output| up.failure(output));
@@ -765,6 +755,29 @@ pub fn start_and_wait(
         readiness = Some(clock.elapsed());
     }
     Ok(Started { outcome, up_to_healthy, readiness })
+}
+
+/// `compose up --detach` of the mesh's active profiles with the images built here (nothing
+/// built or pulled by Compose), plus `extra` arguments.
+pub fn compose_up(
+    compose: &tools::Compose,
+    mesh: &Mesh,
+    project: &str,
+    extra: &[&str],
+) -> crate::process::ProcessBuilder {
+    let mut up = compose.command(project, &mesh.project.files).args([
+        "up",
+        "--detach",
+        "--no-build",
+        "--pull",
+        "never",
+        "--remove-orphans",
+    ]);
+    up = up.args(extra.iter().copied());
+    for profile in &mesh.project.profiles {
+        up = up.args(["--profile", profile]);
+    }
+    up
 }
 
 /// Writes each container's output to `<dir>/<service>.log`.

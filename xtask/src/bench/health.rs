@@ -112,18 +112,7 @@ fn time_gate(
 fn time_compose(compose: &Compose, mesh: &Mesh) -> anyhow::Result<Duration> {
     let project = pipeline::project_name();
     let files = mesh.project.files.clone();
-    let mut up = compose.command(&project, &files).args([
-        "up",
-        "--detach",
-        "--wait",
-        "--no-build",
-        "--pull",
-        "never",
-        "--remove-orphans",
-    ]);
-    for profile in &mesh.project.profiles {
-        up = up.args(["--profile", profile]);
-    }
+    let up = pipeline::compose_up(compose, mesh, &project, &["--wait"]);
     let down = compose.command(&project, &files).args([
         "down",
         "--volumes",

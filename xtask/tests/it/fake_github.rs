@@ -77,10 +77,7 @@ struct Shared {
 
 impl FakeGithub {
     pub(crate) fn start() -> FakeGithub {
-        let path = repo_root().join("../shared/github/openapi-subset.json");
-        let spec: Value =
-            serde_json::from_str(&std::fs::read_to_string(&path).expect("the REST description"))
-                .unwrap();
+        let spec = description().clone();
         let listener = std::net::TcpListener::bind(("127.0.0.1", 0)).unwrap();
         listener.set_nonblocking(true).unwrap();
         let url = format!("http://{}", listener.local_addr().unwrap());
@@ -114,6 +111,16 @@ impl FakeGithub {
     pub(crate) fn violations(&self) -> Vec<String> {
         self.with(|state| state.violations.clone())
     }
+}
+
+/// GitHub's REST description, read once.
+fn description() -> &'static Value {
+    static SPEC: std::sync::OnceLock<Value> = std::sync::OnceLock::new();
+    SPEC.get_or_init(|| {
+        let path = repo_root().join("../shared/github/openapi-subset.json");
+        serde_json::from_str(&std::fs::read_to_string(&path).expect("the REST description"))
+            .unwrap()
+    })
 }
 
 fn example(spec: &Value, name: &str) -> Value {
@@ -524,9 +531,8 @@ fn act(
 
 /// A review as GitHub lists it, from the description's example.
 pub(crate) fn review(spec_login: &str, state: &str, commit: &str) -> Value {
-    let path = repo_root().join("../shared/github/openapi-subset.json");
-    let spec: Value = serde_json::from_str(&std::fs::read_to_string(path).unwrap()).unwrap();
-    let mut review = example(&spec, "pull-request-review-items")[0].clone();
+    let spec = description();
+    let mut review = example(spec, "pull-request-review-items")[0].clone();
     review["user"]["login"] = json!(spec_login);
     review["state"] = json!(state);
     review["commit_id"] = json!(commit);
@@ -535,9 +541,8 @@ pub(crate) fn review(spec_login: &str, state: &str, commit: &str) -> Value {
 
 /// A `labeled` or `unlabeled` issue event, from the description's example.
 pub(crate) fn label_event(kind: &str, label: &str, actor: &str, created_at: &str) -> Value {
-    let path = repo_root().join("../shared/github/openapi-subset.json");
-    let spec: Value = serde_json::from_str(&std::fs::read_to_string(path).unwrap()).unwrap();
-    let mut event = example(&spec, "issue-event-for-issue-items")[0].clone();
+    let spec = description();
+    let mut event = example(spec, "issue-event-for-issue-items")[0].clone();
     event["event"] = json!(kind);
     event["label"] = json!({ "name": label, "color": "b60205" });
     event["actor"]["login"] = json!(actor);
@@ -549,9 +554,8 @@ pub(crate) fn label_event(kind: &str, label: &str, actor: &str, created_at: &str
 
 /// An open pull request from a fork, as `commits/{sha}/pulls` lists it.
 pub(crate) fn fork_pull(number: u64, author: &str, head: &str) -> Value {
-    let path = repo_root().join("../shared/github/openapi-subset.json");
-    let spec: Value = serde_json::from_str(&std::fs::read_to_string(path).unwrap()).unwrap();
-    let mut pull = example(&spec, "pull-request-simple-items")[0].clone();
+    let spec = description();
+    let mut pull = example(spec, "pull-request-simple-items")[0].clone();
     pull["number"] = json!(number);
     pull["state"] = json!("open");
     pull["user"]["login"] = json!(author);
@@ -563,9 +567,8 @@ pub(crate) fn fork_pull(number: u64, author: &str, head: &str) -> Value {
 
 /// A PR comment by `login`.
 pub(crate) fn comment(state: &mut State, number: u64, login: &str, body: &str) {
-    let path = repo_root().join("../shared/github/openapi-subset.json");
-    let spec: Value = serde_json::from_str(&std::fs::read_to_string(path).unwrap()).unwrap();
-    let mut comment = example(&spec, "issue-comment");
+    let spec = description();
+    let mut comment = example(spec, "issue-comment");
     comment["id"] = json!(state.id());
     comment["body"] = json!(body);
     comment["user"]["login"] = json!(login);

@@ -45,25 +45,42 @@ fn payload(dir: &Path, fork: bool) -> PathBuf {
     path
 }
 
-fn run(dir: &Path, fake: &FakeGithub, token: bool, fork: bool) -> std::process::Output {
-    let event = payload(dir, fork);
-    let config = dir.join("meshgate.toml");
+/// The environment of a step on GitHub Actions, for an event whose payload is at `event`.
+fn actions_env(
+    fake: &FakeGithub,
+    event_name: &str,
+    event: &Path,
+    sha: &str,
+    run_id: &str,
+    token: bool,
+) -> Vec<(&'static str, String)> {
     let mut env = vec![
         ("GITHUB_ACTIONS", "true".to_owned()),
         ("GITHUB_REPOSITORY", "octo-org/mesh".to_owned()),
         ("GITHUB_API_URL", fake.url.clone()),
         ("GITHUB_SERVER_URL", "https://github.example".to_owned()),
-        ("GITHUB_EVENT_NAME", "pull_request".to_owned()),
+        ("GITHUB_EVENT_NAME", event_name.to_owned()),
         ("GITHUB_EVENT_PATH", event.to_str().unwrap().to_owned()),
-        ("GITHUB_SHA", MERGE.to_owned()),
-        ("GITHUB_RUN_ID", "42".to_owned()),
-        ("GITHUB_STEP_SUMMARY", dir.join("step-summary.md").to_str().unwrap().to_owned()),
+        ("GITHUB_SHA", sha.to_owned()),
+        ("GITHUB_RUN_ID", run_id.to_owned()),
     ];
     if token {
         env.push(("GITHUB_TOKEN", TOKEN.to_owned()));
     }
+    env
+}
+
+fn xtask_on_actions(args: &[&str], env: &[(&'static str, String)]) -> std::process::Output {
     let env: Vec<(&str, &str)> = env.iter().map(|(k, v)| (*k, v.as_str())).collect();
-    xtask_with_env(&["gates", "--static", "--config", config.to_str().unwrap()], &env)
+    xtask_with_env(args, &env)
+}
+
+fn run(dir: &Path, fake: &FakeGithub, token: bool, fork: bool) -> std::process::Output {
+    let event = payload(dir, fork);
+    let config = dir.join("meshgate.toml");
+    let mut env = actions_env(fake, "pull_request", &event, MERGE, "42", token);
+    env.push(("GITHUB_STEP_SUMMARY", dir.join("step-summary.md").to_str().unwrap().to_owned()));
+    xtask_on_actions(&["gates", "--static", "--config", config.to_str().unwrap()], &env)
 }
 
 fn report(dir: &Path) -> Value {
@@ -351,18 +368,9 @@ fn run_push(dir: &Path, fake: &FakeGithub) -> std::process::Output {
     // Each run of the workflow has an id of its own.
     static RUNS: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(100);
     let run_id = RUNS.fetch_add(1, std::sync::atomic::Ordering::SeqCst).to_string();
-    let env = [
-        ("GITHUB_ACTIONS", "true"),
-        ("GITHUB_REPOSITORY", "octo-org/mesh"),
-        ("GITHUB_API_URL", fake.url.as_str()),
-        ("GITHUB_EVENT_NAME", "push"),
-        ("GITHUB_EVENT_PATH", event.to_str().unwrap()),
-        ("GITHUB_REF", "refs/heads/main"),
-        ("GITHUB_SHA", HEAD),
-        ("GITHUB_RUN_ID", run_id.as_str()),
-        ("GITHUB_TOKEN", TOKEN),
-    ];
-    xtask_with_env(&["gates", "--static", "--config", config.to_str().unwrap()], &env)
+    let mut env = actions_env(fake, "push", &event, HEAD, &run_id, true);
+    env.push(("GITHUB_REF", "refs/heads/main".to_owned()));
+    xtask_on_actions(&["gates", "--static", "--config", config.to_str().unwrap()], &env)
 }
 
 #[test]
@@ -477,25 +485,18 @@ fn a_fork_prs_results_are_posted_from_its_artifact_as_data() {
     let event = dir.join("workflow-run.json");
     let post = |event_body: Value| {
         std::fs::write(&event, event_body.to_string()).unwrap();
-        let env = [
-            ("GITHUB_ACTIONS", "true"),
-            ("GITHUB_REPOSITORY", "octo-org/mesh"),
-            ("GITHUB_API_URL", fake.url.as_str()),
-            ("GITHUB_EVENT_NAME", "workflow_run"),
-            ("GITHUB_EVENT_PATH", event.to_str().unwrap()),
-            ("GITHUB_SHA", "1111111111111111111111111111111111111111"),
-            ("GITHUB_TOKEN", TOKEN),
-        ];
+        let env = actions_env(
+            &fake,
+            "workflow_run",
+            &event,
+            "1111111111111111111111111111111111111111",
+            "44",
+            true,
+        );
         let config = dir.join("meshgate.toml");
-        xtask_with_env(
-            &[
-                "github",
-                "post",
-                "--report-dir",
-                artifact.to_str().unwrap(),
-                "--config",
-                config.to_str().unwrap(),
-            ],
+        let artifact = artifact.to_str().unwrap();
+        xtask_on_actions(
+            &["github", "post", "--report-dir", artifact, "--config", config.to_str().unwrap()],
             &env,
         )
     };
