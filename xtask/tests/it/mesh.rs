@@ -415,3 +415,45 @@ fn integration_readiness_is_asked_over_the_mesh_from_a_caller() {
     let report = report_of(&dir);
     assert_eq!(leftovers(report["project"].as_str().unwrap()), 0, "readiness helpers are gone");
 }
+
+#[test]
+fn integration_a_panic_mid_run_still_removes_the_mesh() {
+    if !docker_or_skip("integration_a_panic_mid_run_still_removes_the_mesh") {
+        return;
+    }
+    // In this process, as the gates run: the mesh registered for teardown and coming up, then
+    // a panic unwinds through the guard.
+    let root = crate::support::repo_root();
+    let config = xtask::config::load(&root).unwrap();
+    let mesh = xtask::discover::discover(&root, config).unwrap();
+    let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+    let docker = runtime.block_on(xtask::docker::connect()).unwrap();
+    let binaries = xtask::images::build_binaries(&mesh).unwrap();
+    // The revision the other runs use, so the images are not built again for this test.
+    let sh = xshell::Shell::new().unwrap();
+    sh.change_dir(&root);
+    let revision = xtask::pipeline::revision(&sh);
+    runtime.block_on(xtask::images::build_images(&docker, &mesh, &binaries, &revision)).unwrap();
+    let compose = xtask::tools::ensure_compose(&root).unwrap();
+    let project = xtask::pipeline::project_name();
+
+    let panicked = std::panic::catch_unwind(|| {
+        let _guard = xtask::teardown::TeardownGuard;
+        let up = xtask::pipeline::compose_up(&compose, &mesh, &project, &[]);
+        let registration = xtask::teardown::Teardown {
+            compose: compose.clone(),
+            project: project.clone(),
+            files: mesh.project.files.clone(),
+        };
+        xtask::teardown::register_and_start(registration, || up.spawn()).unwrap();
+        // Wait until the engine holds something of the project, so there is something to leak.
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
+        while leftovers(&project) == 0 && std::time::Instant::now() < deadline {
+            std::thread::sleep(std::time::Duration::from_millis(200));
+        }
+        assert!(leftovers(&project) > 0, "the mesh never started");
+        panic!("a bug in a gate");
+    });
+    assert!(panicked.is_err());
+    assert_eq!(leftovers(&project), 0, "the panic left resources of {project}");
+}
