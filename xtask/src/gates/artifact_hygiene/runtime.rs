@@ -1,0 +1,215 @@
+//! The gate's checks of what was built and what ran: each service image is under its size
+//! budget, runs as non-root and carries the revision under test; each container's output is
+//! one JSON log object per line, and no container wrote log files into its own filesystem
+//! (the engine's diff of the container against its image).
+
+use std::path::Path;
+
+use bollard::Docker;
+
+use crate::discover::Mesh;
+use crate::finding::{Finding, Rule};
+use crate::location::Location;
+
+/// The OCI label that names the commit an image was built from.
+pub(crate) const REVISION_LABEL: &str = "org.opencontainers.image.revision";
+
+/// The image rules, for every image meshgate built.
+pub async fn check_images(
+    docker: &Docker,
+    mesh: &Mesh,
+    images: &[crate::images::BuiltImage],
+    revision: &str,
+) -> anyhow::Result<Vec<Finding>> {
+    let policy = &mesh.config.hygiene;
+    let mut findings = Vec::new();
+    for image in images {
+        let dockerfile = mesh
+            .contracts
+            .get(&image.service)
+            .and_then(|contract| contract.package.as_ref())
+            .map(|package| package.manifest_dir.join("Dockerfile"))
+            .unwrap_or_default();
+        let at = Location::file(&dockerfile);
+        let inspected = docker
+            .inspect_image(&image.tag)
+            .await
+            .map_err(|error| anyhow::anyhow!("failed to inspect image {}: {error}", image.tag))?;
+        let budget = policy.budget_of(&image.service);
+        let size = inspected.size.unwrap_or_default().max(0) as u64;
+        if size > budget {
+            findings.push(
+                Finding::new(
+                    Rule::ImageTooLarge,
+                    at.clone(),
+                    format!("image {} of `{}` is {}, above its budget of {}", image.tag, image.service, super::human_bytes(size), super::human_bytes(budget)),
+                    format!("trim what the image holds, or raise `gates.artifact_hygiene.services.{}.image_size_budget`", image.service),
+                )
+                .service(&image.service)
+                .key("size"),
+            );
+        }
+        let config = inspected.config.unwrap_or_default();
+        let user = config.user.unwrap_or_default();
+        let name = user.split(':').next().unwrap_or("").trim();
+        if name.is_empty() || name == "root" || name == "0" {
+            findings.push(
+                Finding::new(
+                    Rule::ImageRunsAsRoot,
+                    at.clone(),
+                    format!(
+                        "image {} of `{}` runs as root (user `{user}`)",
+                        image.tag, image.service
+                    ),
+                    "set `USER 65534:65534` in the final stage of its Dockerfile",
+                )
+                .service(&image.service),
+            );
+        }
+        let labels = config.labels.unwrap_or_default();
+        let label = labels.get(REVISION_LABEL);
+        if label.map(String::as_str) != Some(revision) {
+            let found = label.map_or("no such label".to_owned(), |value| format!("`{value}`"));
+            findings.push(
+                Finding::new(
+                    Rule::ImageRevision,
+                    at,
+                    format!("image {} of `{}` has {REVISION_LABEL} {found}, not the revision under test `{revision}`", image.tag, image.service),
+                    format!("declare `ARG REVISION` and `LABEL {REVISION_LABEL}=\"${{REVISION}}\"` in its Dockerfile; the gates pass the revision as that build argument"),
+                )
+                .service(&image.service)
+                .key("revision"),
+            );
+        }
+    }
+    Ok(findings)
+}
+
+/// One saved container output against the log format: every line a JSON object with string
+/// `timestamp`, `level`, `service` (equal to the Compose service) and `message`.
+pub fn check_log_lines(service: &str, file: &Path, text: &str) -> Option<Finding> {
+    let mut bad = 0;
+    let mut first: Option<(u32, String, String)> = None;
+    for (index, line) in text.lines().enumerate() {
+        if line.trim().is_empty() {
+            continue;
+        }
+        if let Err(why) = judge_line(service, line) {
+            bad += 1;
+            if first.is_none() {
+                let sample: String = line.chars().take(160).collect();
+                first = Some((index as u32 + 1, sample, why));
+            }
+        }
+    }
+    let (line, sample, why) = first?;
+    Some(
+        Finding::new(
+            Rule::LogNotJson,
+            Location::line(file, line),
+            format!("`{service}` printed {bad} line(s) that are not one JSON log object ({why}); first: {sample:?}"),
+            "write every line as one JSON object with `timestamp`, `level`, `service` and `message` (meshkit's `Logger` does)",
+        )
+        .service(service)
+        .key("log format"),
+    )
+}
+
+fn judge_line(service: &str, line: &str) -> Result<(), String> {
+    let value: serde_json::Value = serde_json::from_str(line).map_err(|_| "not JSON".to_owned())?;
+    let object = value.as_object().ok_or("JSON but not an object")?;
+    for key in ["timestamp", "level", "service", "message"] {
+        if !object.get(key).is_some_and(serde_json::Value::is_string) {
+            return Err(format!("no string `{key}`"));
+        }
+    }
+    match object.get("service").and_then(serde_json::Value::as_str) {
+        Some(name) if name == service => Ok(()),
+        Some(name) => Err(format!("`service` is `{name}`")),
+        None => Err("no `service`".to_owned()),
+    }
+}
+
+/// Whether a path the engine reports changed is a log file.
+pub fn is_log_path(path: &str) -> bool {
+    path.ends_with(".log") || path == "/var/log" || path.starts_with("/var/log/")
+}
+
+/// The engine's diff of every container of `project`: log files written inside them.
+pub async fn check_container_changes(
+    docker: &Docker,
+    mesh: &Mesh,
+    project: &str,
+) -> anyhow::Result<(Vec<Finding>, Vec<String>)> {
+    let mut findings = Vec::new();
+    let mut detail = Vec::new();
+    for container in crate::docker::project_containers(docker, project).await? {
+        let service = container
+            .labels
+            .as_ref()
+            .and_then(|labels| labels.get("com.docker.compose.service"))
+            .cloned();
+        let (Some(service), Some(id)) = (service, container.id) else { continue };
+        let changes = docker
+            .container_changes(&id)
+            .await
+            .map_err(|error| {
+                anyhow::anyhow!("failed to read the filesystem changes of `{service}`: {error}")
+            })?
+            .unwrap_or_default();
+        detail.push(format!("{service}: {} filesystem change(s) since start", changes.len()));
+        let logs: Vec<&str> = changes
+            .iter()
+            .map(|change| change.path.as_str())
+            .filter(|path| is_log_path(path))
+            .collect();
+        if logs.is_empty() {
+            continue;
+        }
+        let location = mesh
+            .project
+            .services
+            .get(&service)
+            .map_or_else(|| Location::file(&mesh.config.file), |s| s.location.clone());
+        findings.push(
+            Finding::new(
+                Rule::LogFileWritten,
+                location,
+                format!("`{service}` wrote log files inside its container: {}", logs.join(", ")),
+                "log to stdout as JSON lines and let the engine collect them; no log files in the container",
+            )
+            .service(&service)
+            .key(logs.join(",")),
+        );
+    }
+    Ok((findings, detail))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_log_line_is_one_object_with_the_four_keys_and_the_right_service() {
+        let good =
+            r#"{"timestamp":"2026-01-01T00:00:00Z","level":"info","service":"api","message":"up"}"#;
+        assert!(
+            check_log_lines("api", Path::new("api.log"), &format!("{good}\n\n{good}\n")).is_none()
+        );
+        let finding =
+            check_log_lines("api", Path::new("api.log"), &format!("{good}\nlistening on 8080\n"))
+                .unwrap();
+        assert_eq!((finding.rule, finding.location.line), (Rule::LogNotJson, 2));
+        assert!(finding.message.contains("listening on 8080"), "{}", finding.message);
+        assert!(judge_line("web", good).unwrap_err().contains("`api`"));
+        assert!(judge_line("api", r#"{"level":"info"}"#).is_err());
+        assert!(judge_line("api", "[1,2]").is_err());
+    }
+
+    #[test]
+    fn log_paths() {
+        assert!(is_log_path("/tmp/app.log"));
+        assert!(is_log_path("/var/log") && is_log_path("/var/log/nginx/access"));
+        assert!(!is_log_path("/tmp/catalog") && !is_log_path("/var/logger"));
+    }
+}
