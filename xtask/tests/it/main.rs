@@ -2,11 +2,15 @@
 //!
 //! - `cases`: the failure modes of ../shared/cases, each loaded and checked.
 //! - `fixtures`: the network contracts gate on every mesh of `tests/fixtures/network/`.
+//! - `hygiene_fixtures`: the artifact hygiene gate on every project of `tests/fixtures/hygiene/`.
+//! - `hygiene`: hygiene cases, the external corpus, the public linters, the running mesh.
 //! - `static_gates`: the static gates through the command line on fixture meshes.
 //! - `mesh`: the real main job on the reference mesh and on broken copies (needs Docker).
 
 mod cases;
 mod fixtures;
+mod hygiene;
+mod hygiene_fixtures;
 mod mesh;
 mod static_gates;
 mod support;

@@ -54,7 +54,8 @@ fn upper_alnum(byte: u8) -> bool {
     byte.is_ascii_uppercase() || byte.is_ascii_digit()
 }
 
-/// Whether a line opens a private key block (`-----BEGIN … PRIVATE KEY-----`).
+/// Where a line opens a private key block: a PEM `BEGIN` armour line whose label ends in
+/// `PRIVATE KEY` (RSA, EC, OpenSSH, PKCS#8, encrypted).
 pub(crate) fn private_key_at(line: &str) -> Option<usize> {
     let at = line.find("-----BEGIN ")?;
     let rest = &line[at + 11..];
@@ -183,15 +184,16 @@ mod tests {
         assert!(tokens("tokens start with ghp_ or glpat-").is_empty());
         assert!(tokens(&token("gh", &format!("p_{}", "x".repeat(36)))).is_empty());
         assert!(tokens(&token("AKIA", "IOSFODNN7EXAMPLE")).is_empty());
-        assert!(tokens(&token("my", "ghp_a1B2c3D4e5F6g7H8i9J0k1L2m3N4o5P6q7R8")).is_empty());
+        assert!(tokens(&token("myg", "hp_a1B2c3D4e5F6g7H8i9J0k1L2m3N4o5P6q7R8")).is_empty());
     }
 
     #[test]
     fn private_key_blocks_but_not_public_ones() {
-        assert!(private_key_at("-----BEGIN OPENSSH PRIVATE KEY-----").is_some());
-        assert!(private_key_at("  -----BEGIN RSA PRIVATE KEY-----").is_some());
-        assert!(private_key_at("-----BEGIN PUBLIC KEY-----").is_none());
-        assert!(private_key_at("-----BEGIN CERTIFICATE-----").is_none());
+        let armour = |label: &str| format!("-----{} {label}-----", "BEGIN");
+        assert!(private_key_at(&armour("OPENSSH PRIVATE KEY")).is_some());
+        assert_eq!(private_key_at(&format!("  {}", armour("RSA PRIVATE KEY"))), Some(2));
+        assert!(private_key_at(&armour("PUBLIC KEY")).is_none());
+        assert!(private_key_at(&armour("CERTIFICATE")).is_none());
     }
 
     #[test]
