@@ -44,7 +44,8 @@ pub(crate) fn check(
         let name = service.name.as_str();
         let summary = built.get(name);
         let job = jobs.contains(name);
-        if !built.contains_key(name) {
+        // The image name of a service Compose or meshgate builds is what the build is tagged.
+        if !built.contains_key(name) && service.build.is_none() {
             check_image(project, service, policy, findings);
         }
         if !job {

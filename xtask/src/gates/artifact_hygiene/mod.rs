@@ -49,6 +49,25 @@ pub fn check_static(mesh: &Mesh) -> anyhow::Result<(Vec<Finding>, Vec<String>)> 
     Ok((findings, detail))
 }
 
+/// The Compose rules alone, as they apply to a Compose file of another project: its build
+/// contexts are not ours to read, so a service it builds is not judged on its image name or
+/// on a healthcheck its Dockerfile may declare.
+pub fn check_compose_file(
+    project: &crate::compose::Project,
+    policy: &HygienePolicy,
+) -> Vec<Finding> {
+    let built = project
+        .active_services()
+        .filter(|service| service.build.is_some())
+        .map(|service| (service.name.clone(), None))
+        .collect();
+    let mut findings = Vec::new();
+    compose_rules::check(project, policy, &built, &mut findings);
+    findings.sort_by(|a, b| (&a.location, a.rule).cmp(&(&b.location, b.rule)));
+    findings.dedup();
+    findings
+}
+
 /// The repository rules on the git work tree holding meshgate.toml's folder.
 fn check_repository(
     mesh: &Mesh,
