@@ -119,7 +119,10 @@ fn run_gates(
         clock.elapsed(),
         static_detail(&mesh),
     );
-    let mut hygiene = HygieneParts::default();
+    let mut hygiene = HygieneParts {
+        scope: options.runtime_only.then_some("runtime checks only"),
+        ..HygieneParts::default()
+    };
     if selected(Gate::ArtifactHygiene) && !options.runtime_only {
         let clock = Instant::now();
         match artifact_hygiene::check_static(&mesh) {

@@ -221,18 +221,45 @@ fn check_env_file(path: &Path, text: &str, findings: &mut Vec<Finding>) {
     ).key(keys.join(",")));
 }
 
-/// `logs/` must be ignored, so run logs never end up in a commit.
+/// `logs/` must be ignored, so run logs never end up in a commit. The `.gitignore` files
+/// from `dir` up to the work tree's top and `.git/info/exclude` are read; the nearest file
+/// that decides wins, as in git.
 fn check_logs_ignored(dir: &Path, findings: &mut Vec<Finding>) -> anyhow::Result<()> {
-    let file = dir.join(".gitignore");
-    let mut builder = ignore::gitignore::GitignoreBuilder::new(dir);
-    if file.is_file()
-        && let Some(error) = builder.add(&file)
-    {
-        return Err(error).with_context(|| format!("failed to read {}", file.display()));
+    let top = ProcessBuilder::new("git").args(["rev-parse", "--show-toplevel"]).dir(dir).read()?;
+    let top = PathBuf::from(top.trim());
+    let logs = dir.join("logs");
+    // (the folder patterns are relative to, the file)
+    let mut sources: Vec<(PathBuf, PathBuf)> = Vec::new();
+    for ancestor in dir.ancestors() {
+        sources.push((ancestor.to_path_buf(), ancestor.join(".gitignore")));
+        if ancestor == top || !ancestor.starts_with(&top) {
+            break;
+        }
     }
-    let gitignore =
-        builder.build().with_context(|| format!("failed to read {}", file.display()))?;
-    if !gitignore.matched(dir.join("logs"), true).is_ignore() {
+    // A matcher panics on a path outside its folder; git's top may be spelled differently
+    // (a symlinked temporary folder), and then its exclude file is not consulted.
+    if logs.starts_with(&top) {
+        sources.push((top.clone(), top.join(".git/info/exclude")));
+    }
+    let mut ignored = false;
+    for (root, file) in &sources {
+        if !file.is_file() {
+            continue;
+        }
+        let mut builder = ignore::gitignore::GitignoreBuilder::new(root);
+        if let Some(error) = builder.add(file) {
+            return Err(error).with_context(|| format!("failed to read {}", file.display()));
+        }
+        let matcher =
+            builder.build().with_context(|| format!("failed to read {}", file.display()))?;
+        let decided = matcher.matched_path_or_any_parents(&logs, true);
+        if decided.is_ignore() || decided.is_whitelist() {
+            ignored = decided.is_ignore();
+            break;
+        }
+    }
+    if !ignored {
+        let file = dir.join(".gitignore");
         findings.push(Finding::new(
             Rule::LogsNotIgnored,
             Location::file(&file),
