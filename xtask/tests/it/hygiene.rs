@@ -585,3 +585,26 @@ fn integration_plain_text_output_and_a_log_file_fail_with_their_own_rules() {
         "{logs:?}"
     );
 }
+
+#[test]
+fn integration_an_image_over_its_budget_fails_after_the_build() {
+    if !docker_or_skip("integration_an_image_over_its_budget_fails_after_the_build") {
+        return;
+    }
+    let dir = mesh_variant("hygiene-image-budget", |compose| compose);
+    let config = dir.join("meshgate.toml");
+    let mut toml = std::fs::read_to_string(&config).unwrap();
+    toml.push_str("\n[gates.artifact_hygiene.services.catalog]\nimage_size_budget = \"1KB\"\n");
+    std::fs::write(&config, toml).unwrap();
+    let output =
+        xtask(&["gates", "artifact-hygiene", "--json", "--config", config.to_str().unwrap()]);
+    let stderr = stderr(&output);
+    assert_eq!(output.status.code(), Some(1), "{stderr}");
+    let report: serde_json::Value = serde_json::from_slice(&output.stdout).unwrap();
+    assert_eq!(leftovers(report["project"].as_str().unwrap()), 0);
+    let findings = report["gates"][0]["findings"].as_array().unwrap();
+    assert_eq!(findings.len(), 1, "{stderr}");
+    assert_eq!(findings[0]["rule"], "hygiene/image-too-large");
+    assert_eq!(findings[0]["service"], "catalog");
+    assert_eq!(findings[0]["location"]["file"], "services/catalog/Dockerfile");
+}

@@ -30,59 +30,84 @@ pub async fn check_images(
             .and_then(|contract| contract.package.as_ref())
             .map(|package| package.manifest_dir.join("Dockerfile"))
             .unwrap_or_default();
-        let at = Location::file(&dockerfile);
         let inspected = docker
             .inspect_image(&image.tag)
             .await
             .map_err(|error| anyhow::anyhow!("failed to inspect image {}: {error}", image.tag))?;
-        let budget = policy.budget_of(&image.service);
-        let size = inspected.size.unwrap_or_default().max(0) as u64;
-        if size > budget {
-            findings.push(
-                Finding::new(
-                    Rule::ImageTooLarge,
-                    at.clone(),
-                    format!("image {} of `{}` is {}, above its budget of {}", image.tag, image.service, super::human_bytes(size), super::human_bytes(budget)),
-                    format!("trim what the image holds, or raise `gates.artifact_hygiene.services.{}.image_size_budget`", image.service),
-                )
-                .service(&image.service)
-                .key("size"),
-            );
-        }
         let config = inspected.config.unwrap_or_default();
-        let user = config.user.unwrap_or_default();
-        let name = user.split(':').next().unwrap_or("").trim();
-        if name.is_empty() || name == "root" || name == "0" {
-            findings.push(
-                Finding::new(
-                    Rule::ImageRunsAsRoot,
-                    at.clone(),
-                    format!(
-                        "image {} of `{}` runs as root (user `{user}`)",
-                        image.tag, image.service
-                    ),
-                    "set `USER 65534:65534` in the final stage of its Dockerfile",
-                )
-                .service(&image.service),
-            );
-        }
-        let labels = config.labels.unwrap_or_default();
-        let label = labels.get(REVISION_LABEL);
-        if label.map(String::as_str) != Some(revision) {
-            let found = label.map_or("no such label".to_owned(), |value| format!("`{value}`"));
-            findings.push(
-                Finding::new(
-                    Rule::ImageRevision,
-                    at,
-                    format!("image {} of `{}` has {REVISION_LABEL} {found}, not the revision under test `{revision}`", image.tag, image.service),
-                    format!("declare `ARG REVISION` and `LABEL {REVISION_LABEL}=\"${{REVISION}}\"` in its Dockerfile; the gates pass the revision as that build argument"),
-                )
-                .service(&image.service)
-                .key("revision"),
-            );
-        }
+        let facts = ImageFacts {
+            service: &image.service,
+            tag: &image.tag,
+            size: inspected.size.unwrap_or_default().max(0) as u64,
+            user: config.user.unwrap_or_default(),
+            revision_label: config.labels.unwrap_or_default().remove(REVISION_LABEL),
+        };
+        findings.extend(judge_image(&facts, policy, revision, Location::file(&dockerfile)));
     }
     Ok(findings)
+}
+
+/// What the engine says of one built image.
+pub struct ImageFacts<'a> {
+    pub service: &'a str,
+    pub tag: &'a str,
+    pub size: u64,
+    /// The configured user, `""` for none (root).
+    pub user: String,
+    pub revision_label: Option<String>,
+}
+
+/// The image rules on one image: its size budget, a non-root user, the revision label.
+pub fn judge_image(
+    image: &ImageFacts<'_>,
+    policy: &crate::config::HygienePolicy,
+    revision: &str,
+    at: Location,
+) -> Vec<Finding> {
+    let mut findings = Vec::new();
+    let ImageFacts { service, tag, size, user, .. } = image;
+    let budget = policy.budget_of(service);
+    if *size > budget {
+        findings.push(
+            Finding::new(
+                Rule::ImageTooLarge,
+                at.clone(),
+                format!("image {tag} of `{service}` is {}, above its budget of {}", super::human_bytes(*size), super::human_bytes(budget)),
+                format!("trim what the image holds, or raise `gates.artifact_hygiene.services.{service}.image_size_budget`"),
+            )
+            .service(*service)
+            .key("size"),
+        );
+    }
+    let name = user.split(':').next().unwrap_or("").trim();
+    if name.is_empty() || name == "root" || name == "0" {
+        findings.push(
+            Finding::new(
+                Rule::ImageRunsAsRoot,
+                at.clone(),
+                format!("image {tag} of `{service}` runs as root (user `{user}`)"),
+                "set `USER 65534:65534` in the final stage of its Dockerfile",
+            )
+            .service(*service),
+        );
+    }
+    if image.revision_label.as_deref() != Some(revision) {
+        let found = image
+            .revision_label
+            .as_ref()
+            .map_or("no such label".to_owned(), |value| format!("`{value}`"));
+        findings.push(
+            Finding::new(
+                Rule::ImageRevision,
+                at,
+                format!("image {tag} of `{service}` has {REVISION_LABEL} {found}, not the revision under test `{revision}`"),
+                format!("declare `ARG REVISION` and `LABEL {REVISION_LABEL}=\"${{REVISION}}\"` in its Dockerfile; the gates pass the revision as that build argument"),
+            )
+            .service(*service)
+            .key("revision"),
+        );
+    }
+    findings
 }
 
 /// One saved container output against the log format: every line a JSON object with string
@@ -204,6 +229,30 @@ mod tests {
         assert!(judge_line("web", good).unwrap_err().contains("`api`"));
         assert!(judge_line("api", r#"{"level":"info"}"#).is_err());
         assert!(judge_line("api", "[1,2]").is_err());
+    }
+
+    #[test]
+    fn images_are_judged_on_size_user_and_revision() {
+        let policy = crate::config::HygienePolicy::default();
+        let facts = |size: u64, user: &str, label: Option<&str>| ImageFacts {
+            service: "api",
+            tag: "meshgate/api:local",
+            size,
+            user: user.to_owned(),
+            revision_label: label.map(str::to_owned),
+        };
+        let rules = |facts: ImageFacts<'_>| -> Vec<Rule> {
+            judge_image(&facts, &policy, "abc123", Location::file("Dockerfile"))
+                .iter()
+                .map(|finding| finding.rule)
+                .collect()
+        };
+        assert_eq!(rules(facts(5 << 20, "65534:65534", Some("abc123"))), []);
+        assert_eq!(rules(facts(100 << 20, "65534", Some("abc123"))), [Rule::ImageTooLarge]);
+        assert_eq!(rules(facts(1, "", Some("abc123"))), [Rule::ImageRunsAsRoot]);
+        assert_eq!(rules(facts(1, "0:0", Some("abc123"))), [Rule::ImageRunsAsRoot]);
+        assert_eq!(rules(facts(1, "app", Some("unknown"))), [Rule::ImageRevision]);
+        assert_eq!(rules(facts(1, "app", None)), [Rule::ImageRevision]);
     }
 
     #[test]
