@@ -333,7 +333,15 @@ fn check_environment(project: &Project, findings: &mut Vec<Finding>) {
                     Finding::new(
                         Rule::SecretInCompose,
                         Location::new(file, value.pos),
-                        format!("`{}` gets a literal value for secret-like `{key}` in `environment:`", entry.key),
+                        format!(
+                            "`{}` gets a literal value for secret-like `{key}` in `environment:`{}",
+                            entry.key,
+                            if secrets::looks_like_placeholder(text) {
+                                " (a placeholder, which ships as the value all the same)"
+                            } else {
+                                ""
+                            }
+                        ),
                         format!("read it from the environment with a guard, `{key}: ${{{key}:?set {key}}}`, or use a Compose secret"),
                     )
                     .service(&entry.key)
