@@ -5,6 +5,11 @@
 //!
 //! Only what the hygiene rules read is modelled. A malformed file gives a `SyntaxError` at
 //! its line; the gate reports it and goes on with the other files.
+//!
+//! The `parse-dockerfile` crate (0.1.9) was tried in this module's place and reads most of
+//! this well, but it rejects several heredocs in one instruction (`RUN <<A <<B …`), which
+//! BuildKit accepts; that would be a false `hygiene/dockerfile-syntax`, so the small reader
+//! here stays, with a test for each construct.
 
 /// One instruction, with the line it starts on.
 #[derive(Clone, Debug, PartialEq, Eq)]
