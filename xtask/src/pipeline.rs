@@ -438,13 +438,14 @@ fn run_mesh(
     let judge_hygiene = options.gates.contains(&Gate::ArtifactHygiene);
     if judge_hygiene {
         let clock = Instant::now();
-        let checked = runtime.block_on(artifact_hygiene::runtime::check_images(
+        let (findings, detail) = runtime.block_on(artifact_hygiene::runtime::check_images(
             &docker,
             mesh,
             &images.services,
             &report.revision,
         ))?;
-        hygiene.findings.extend(checked);
+        hygiene.findings.extend(findings);
+        hygiene.detail.extend(detail);
         hygiene.duration += clock.elapsed();
     }
 

@@ -34,7 +34,8 @@ pub fn check_static(mesh: &Mesh) -> anyhow::Result<(Vec<Finding>, Vec<String>)> 
     let mut built = BTreeMap::new();
     for service in mesh.project.active_services() {
         let Some((dockerfile, context)) = build_files::build_of(mesh, service) else { continue };
-        detail.push(format!("{}: Dockerfile {}", service.name, dockerfile.display()));
+        let shown = dockerfile.strip_prefix(&mesh.root).unwrap_or(&dockerfile);
+        detail.push(format!("{}: Dockerfile {}", service.name, shown.display()));
         let summary =
             build_files::check_dockerfile(&dockerfile, &service.name, policy, &mut findings);
         build_files::check_dockerignore(&context, &service.name, &mut findings);

@@ -14,15 +14,16 @@ use crate::location::Location;
 /// The OCI label that names the commit an image was built from.
 pub(crate) const REVISION_LABEL: &str = "org.opencontainers.image.revision";
 
-/// The image rules, for every image meshgate built.
+/// The image rules, for every image meshgate built; and a line per image for the log.
 pub async fn check_images(
     docker: &Docker,
     mesh: &Mesh,
     images: &[crate::images::BuiltImage],
     revision: &str,
-) -> anyhow::Result<Vec<Finding>> {
+) -> anyhow::Result<(Vec<Finding>, Vec<String>)> {
     let policy = &mesh.config.hygiene;
     let mut findings = Vec::new();
+    let mut detail = Vec::new();
     for image in images {
         let dockerfile = mesh
             .contracts
@@ -42,9 +43,18 @@ pub async fn check_images(
             user: config.user.unwrap_or_default(),
             revision_label: config.labels.unwrap_or_default().remove(REVISION_LABEL),
         };
+        detail.push(format!(
+            "{}: image {} of {} (budget {}), user `{}`, revision label {}",
+            image.service,
+            image.tag,
+            super::human_bytes(facts.size),
+            super::human_bytes(policy.budget_of(&image.service)),
+            facts.user,
+            facts.revision_label.as_deref().unwrap_or("absent"),
+        ));
         findings.extend(judge_image(&facts, policy, revision, Location::file(&dockerfile)));
     }
-    Ok(findings)
+    Ok((findings, detail))
 }
 
 /// What the engine says of one built image.
