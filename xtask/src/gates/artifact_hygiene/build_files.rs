@@ -326,6 +326,10 @@ fn check_apt(
 /// The `.dockerignore` of a build context must exclude `target/` and `.git`: an allow-list
 /// (`*` then `!Dockerfile`) that does not let them back in excludes them.
 pub(crate) fn check_dockerignore(context: &Path, service: &str, findings: &mut Vec<Finding>) {
+    // A missing context is reported with its Dockerfile, which cannot be read either.
+    if !context.is_dir() {
+        return;
+    }
     let file = context.join(".dockerignore");
     if !file.is_file() {
         findings.push(

@@ -323,7 +323,11 @@ fn check_environment(project: &Project, findings: &mut Vec<Finding>) {
             }
             let mut literal = |key: &str, value: &Node| {
                 let Some(text) = value.text() else { return };
-                if text.is_empty() || text.contains('$') || !secrets::is_secret_key(key) {
+                if text.is_empty()
+                    || text.contains('$')
+                    || secrets::is_switch(text)
+                    || !secrets::is_secret_key(key)
+                {
                     return;
                 }
                 if !seen.insert((entry.key.clone(), key.to_owned(), value.pos)) {

@@ -34,6 +34,19 @@ pub fn check_static(mesh: &Mesh) -> anyhow::Result<(Vec<Finding>, Vec<String>)> 
     let mut built = BTreeMap::new();
     for service in mesh.project.active_services() {
         let Some((dockerfile, context)) = build_files::build_of(mesh, service) else { continue };
+        // A remote context (a git or HTTP URL) or an inline Dockerfile is not a file here.
+        let remote =
+            context.to_string_lossy().contains("://") || context.to_string_lossy().contains("git@");
+        let inline =
+            service.node.get("build").is_some_and(|b| b.get("dockerfile_inline").is_some());
+        if remote || inline {
+            detail.push(format!(
+                "{}: builds from a remote context or an inline Dockerfile, not read",
+                service.name
+            ));
+            built.insert(service.name.clone(), None);
+            continue;
+        }
         let shown = dockerfile.strip_prefix(&mesh.root).unwrap_or(&dockerfile);
         detail.push(format!("{}: Dockerfile {}", service.name, shown.display()));
         let summary =

@@ -202,7 +202,9 @@ fn check_env_file(path: &Path, text: &str, findings: &mut Vec<Finding>) {
     let secret: Vec<_> = assignments
         .iter()
         .filter(|assignment| {
-            secrets::is_secret_key(&assignment.key) && !assignment.value.is_empty()
+            secrets::is_secret_key(&assignment.key)
+                && !assignment.value.is_empty()
+                && !secrets::is_switch(&assignment.value)
         })
         .collect();
     let Some(first) = secret.first() else { return };

@@ -149,6 +149,11 @@ pub(crate) fn is_secret_key(key: &str) -> bool {
         || words.iter().any(|w| matches!(*w, "PASS" | "PWD" | "CREDENTIALS" | "AUTHKEY"))
 }
 
+/// Whether a value is a switch (`true`, `off`, …): a setting about a secret, never one.
+pub(crate) fn is_switch(value: &str) -> bool {
+    ["true", "false", "yes", "no", "on", "off"].iter().any(|word| value.trim().eq_ignore_ascii_case(word))
+}
+
 /// Values that look like a placeholder rather than a real secret, for the message only.
 pub(crate) fn looks_like_placeholder(value: &str) -> bool {
     let lower = value.to_ascii_lowercase();
