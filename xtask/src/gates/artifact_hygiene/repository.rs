@@ -107,10 +107,8 @@ pub(crate) fn check(
         if !metadata.is_file() {
             continue;
         }
-        let bytes =
-            std::fs::read(&path).with_context(|| format!("failed to read {}", path.display()))?;
-        let binary = bytes.iter().take(8192).any(|b| *b == 0);
-        if binary {
+        let head = read_head(&path)?;
+        if head.contains(&0) {
             if metadata.len() > policy.max_tracked_binary {
                 findings.push(Finding::new(
                     Rule::TrackedBuildOutput,
@@ -121,6 +119,12 @@ pub(crate) fn check(
             }
             continue;
         }
+        // Text beyond this size is data, not configuration or source a secret hides in.
+        if metadata.len() > MAX_SCANNED_TEXT {
+            continue;
+        }
+        let bytes =
+            std::fs::read(&path).with_context(|| format!("failed to read {}", path.display()))?;
         let text = String::from_utf8_lossy(&bytes);
         scan_secrets(&path, &text, &mut findings);
         if env_files.is_match(relative) {
@@ -129,6 +133,19 @@ pub(crate) fn check(
     }
     check_logs_ignored(dir, &mut findings)?;
     Ok(findings)
+}
+
+/// The largest text file scanned for secrets.
+const MAX_SCANNED_TEXT: u64 = 8 << 20;
+
+/// The first 8 KiB of a file, where a NUL byte tells a binary file, as git decides.
+fn read_head(path: &Path) -> anyhow::Result<Vec<u8>> {
+    use std::io::Read as _;
+    let mut head = Vec::with_capacity(8192);
+    std::fs::File::open(path)
+        .and_then(|file| file.take(8192).read_to_end(&mut head))
+        .with_context(|| format!("failed to read {}", path.display()))?;
+    Ok(head)
 }
 
 fn globs(patterns: &[&str]) -> anyhow::Result<GlobSet> {

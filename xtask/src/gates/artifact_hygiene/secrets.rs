@@ -151,7 +151,9 @@ pub(crate) fn is_secret_key(key: &str) -> bool {
 
 /// Whether a value is a switch (`true`, `off`, …): a setting about a secret, never one.
 pub(crate) fn is_switch(value: &str) -> bool {
-    ["true", "false", "yes", "no", "on", "off"].iter().any(|word| value.trim().eq_ignore_ascii_case(word))
+    ["true", "false", "yes", "no", "on", "off"]
+        .iter()
+        .any(|word| value.trim().eq_ignore_ascii_case(word))
 }
 
 /// Values that look like a placeholder rather than a real secret, for the message only.
