@@ -124,7 +124,7 @@ rules! {
     NoHealthcheck = ("hygiene/no-healthcheck", Error),
     /// A Dockerfile `HEALTHCHECK` in shell form.
     HealthcheckShellForm = ("hygiene/healthcheck-shell-form", Error),
-    /// A Compose healthcheck needs a shell or a tool that a scratch or distroless image lacks.
+    /// A healthcheck needs a shell or a tool that a scratch or distroless image lacks.
     HealthcheckNeedsShell = ("hygiene/healthcheck-needs-shell", Warning),
     /// An `apt-get install` package without a version, or a missing `&&` after the install.
     AptUnpinned = ("hygiene/apt-unpinned", Warning),

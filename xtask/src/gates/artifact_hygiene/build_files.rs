@@ -134,6 +134,25 @@ pub(crate) fn check_dockerfile(
     }
     let root_base = lineage.last().map(|index| &stages[*index]);
     let no_shell = root_base.and_then(|stage| stage.base.as_deref()).is_some_and(is_shell_less);
+    // An exec-form HEALTHCHECK that runs a tool the scratch or distroless image lacks.
+    if let (true, Some(instruction)) = (no_shell, healthcheck) {
+        let program = instruction
+            .arguments
+            .split_once('[')
+            .and_then(|(_, rest)| serde_json::from_str::<Vec<String>>(&format!("[{rest}")).ok())
+            .and_then(|words| words.into_iter().next());
+        if let Some(tool) = program.as_deref().and_then(shell_tool) {
+            findings.push(
+                Finding::new(
+                    Rule::HealthcheckNeedsShell,
+                    Location::line(path, instruction.line),
+                    format!("the `HEALTHCHECK` of `{service}` runs `{tool}`, which a scratch or distroless image does not have"),
+                    "run the service's own binary: `HEALTHCHECK CMD [\"/app\", \"healthcheck\"]`",
+                )
+                .service(service),
+            );
+        }
+    }
     Some(Summary { healthcheck: has_healthcheck, no_shell })
 }
 
@@ -154,6 +173,12 @@ fn lineage(stages: &[Stage], last: usize) -> Vec<usize> {
 fn is_root(user: &str) -> bool {
     let name = user.split(':').next().unwrap_or(user).trim();
     name == "root" || name == "0"
+}
+
+/// The shell or tool a healthcheck program names, if it is one images without a shell lack.
+pub(crate) fn shell_tool(program: &str) -> Option<&str> {
+    let base = program.rsplit('/').next().unwrap_or(program);
+    matches!(base, "sh" | "bash" | "curl" | "wget" | "nc").then_some(base)
 }
 
 /// `scratch` and the distroless families ship neither a shell nor curl.

@@ -130,10 +130,11 @@ fn check_shell_healthcheck(
     }
     let needs = match healthcheck.test.first().map(String::as_str) {
         Some("CMD-SHELL") => Some("/bin/sh (`CMD-SHELL`)".to_owned()),
-        Some("CMD") => healthcheck.test.get(1).and_then(|program| {
-            let base = program.rsplit('/').next().unwrap_or(program);
-            matches!(base, "sh" | "bash" | "curl" | "wget" | "nc").then(|| format!("`{base}`"))
-        }),
+        Some("CMD") => healthcheck
+            .test
+            .get(1)
+            .and_then(|program| build_files::shell_tool(program))
+            .map(|tool| format!("`{tool}`")),
         Some("NONE") | None => None,
         Some(_) => Some("/bin/sh (a command written as a string)".to_owned()),
     };
