@@ -144,6 +144,8 @@ rules! {
     LoggingMissing = ("hygiene/logging-missing", Error),
     /// A service's logging differs from the mesh's shared definition.
     LoggingDiffers = ("hygiene/logging-differs", Error),
+    /// A service writes out the mesh's logging definition again instead of sharing it.
+    LoggingNotShared = ("hygiene/logging-not-shared", Warning),
     /// File-based logging (`json-file`) without a size limit.
     LoggingNoRotation = ("hygiene/logging-no-rotation", Error),
     /// A built image is above its size budget.

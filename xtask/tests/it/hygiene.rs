@@ -289,6 +289,12 @@ fn assert_true_finding(
                 && logging.get("options").and_then(|o| o.get("max-size")).is_none()
         }),
         Rule::LoggingDiffers => node.get("logging").is_some(),
+        Rule::LoggingNotShared => {
+            let file = std::fs::read_to_string(&finding.location.file).unwrap();
+            let line = file.lines().nth(finding.location.line as usize - 1).unwrap_or_default();
+            let column = finding.location.column as usize - 1;
+            node.get("logging").is_some() && line.chars().nth(column) != Some('*')
+        }
         Rule::SecretInCompose => {
             let file = std::fs::read_to_string(&finding.location.file).unwrap();
             let line = file.lines().nth(finding.location.line as usize - 1).unwrap_or_default();

@@ -306,6 +306,53 @@ fn check_logging(project: &Project, findings: &mut Vec<Finding>) {
             }
         }
     }
+    check_logging_shared(project, &definitions, findings);
+}
+
+/// The mesh's logging is written once and shared (an anchor, or an `x-` service merged in):
+/// an identical copy written out again is a second definition to keep in step.
+fn check_logging_shared(
+    project: &Project,
+    definitions: &BTreeMap<String, Vec<(&Service, &Node)>>,
+    findings: &mut Vec<Finding>,
+) {
+    let Some(users) = definitions.values().max_by_key(|users| users.len()) else { return };
+    let mut sources: BTreeMap<u16, Vec<String>> = BTreeMap::new();
+    let mut written: BTreeMap<(u16, u32, u32), &Service> = BTreeMap::new();
+    for (service, logging) in users {
+        let pos = logging.pos;
+        let lines = sources.entry(pos.file).or_insert_with(|| {
+            let file = project.files.get(usize::from(pos.file));
+            let text = file.and_then(|file| std::fs::read_to_string(file).ok()).unwrap_or_default();
+            text.lines().map(str::to_owned).collect()
+        });
+        let line = lines.get(pos.line.saturating_sub(1) as usize).map_or("", String::as_str);
+        let first = line.chars().nth(pos.column.saturating_sub(1) as usize);
+        // An alias (`*logging`) shares the definition; anything else writes one.
+        if first != Some('*') {
+            written.entry((pos.file, pos.line, pos.column)).or_insert(service);
+        }
+    }
+    // One service per definition written, in file order; the first is the mesh's.
+    let mut copies: Vec<&(&Service, &Node)> = users
+        .iter()
+        .filter(|(service, logging)| {
+            let key = (logging.pos.file, logging.pos.line, logging.pos.column);
+            written.get(&key).is_some_and(|first| first.name == service.name)
+        })
+        .collect();
+    copies.sort_by_key(|(_, logging)| (logging.pos.file, logging.pos.line, logging.pos.column));
+    for (service, logging) in copies.into_iter().skip(1) {
+        findings.push(
+            Finding::new(
+                Rule::LoggingNotShared,
+                at(project, logging),
+                format!("`{}` writes out the mesh's logging again instead of sharing one definition", service.name),
+                "define it once (`x-logging: &logging …`) and give every service `logging: *logging`",
+            )
+            .service(&service.name),
+        );
+    }
 }
 
 /// Literal secrets in `environment:`, read from the files as written: a `${VAR}` reference
