@@ -144,7 +144,7 @@ struct GatesRaw {
     #[serde(default)]
     service_health: HealthRaw,
     #[serde(default)]
-    artifact_hygiene: GateRaw,
+    artifact_hygiene: HygieneRaw,
     #[serde(default)]
     coverage: CoverageRaw,
 }
@@ -190,10 +190,49 @@ struct GithubRaw {
     max_retries: Option<u32>,
 }
 
+/// `[gates.artifact_hygiene]`.
 #[derive(Debug, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
-struct GateRaw {
+struct HygieneRaw {
     mode: Option<Mode>,
+    /// Judge the running containers' output and filesystem (default true).
+    enforce_centralized_logs: Option<bool>,
+    /// Base and service images must be pinned by digest, not by tag alone (default true).
+    require_digest: Option<bool>,
+    /// The largest an image may be, such as "64MiB".
+    image_size_budget: Option<Spanned<String>>,
+    /// The largest binary file the repository may track, such as "1MiB".
+    max_tracked_binary: Option<Spanned<String>>,
+    /// The file of reviewed exceptions, relative to meshgate.toml.
+    allow_list: Option<Spanned<String>>,
+    /// Per-service settings.
+    #[serde(default)]
+    services: BTreeMap<String, HygieneServiceRaw>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct HygieneServiceRaw {
+    image_size_budget: Option<Spanned<String>>,
+}
+
+/// The allow-list file: `[[allow]]` entries with a rule, a path glob and a reason.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct AllowListRaw {
+    #[serde(default)]
+    allow: Vec<Spanned<AllowRaw>>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct AllowRaw {
+    /// A rule id, or a glob over rule ids such as `hygiene/*`.
+    rule: Spanned<String>,
+    /// A glob over repository paths, relative to meshgate.toml.
+    path: Spanned<String>,
+    /// Why the exception is acceptable; required.
+    reason: Option<String>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -267,6 +306,7 @@ pub struct Config {
     pub exceptions: ExceptionsPolicy,
     pub emergency: OverridePolicy,
     pub github: GithubPolicy,
+    pub hygiene: HygienePolicy,
 }
 
 /// What a run on GitHub posts and reads.
@@ -324,6 +364,138 @@ impl Default for GithubPolicy {
             max_retries: 4,
         }
     }
+}
+
+/// The artifact hygiene gate's settings.
+#[derive(Clone, Debug)]
+pub struct HygienePolicy {
+    pub enforce_centralized_logs: bool,
+    pub require_digest: bool,
+    pub image_size_budget: u64,
+    pub service_budgets: BTreeMap<String, u64>,
+    pub max_tracked_binary: u64,
+    /// Reviewed exceptions, from the allow-list file.
+    pub allow: Vec<Allowance>,
+}
+
+impl Default for HygienePolicy {
+    fn default() -> HygienePolicy {
+        HygienePolicy {
+            enforce_centralized_logs: true,
+            require_digest: true,
+            image_size_budget: 64 << 20,
+            service_budgets: BTreeMap::new(),
+            max_tracked_binary: 1 << 20,
+            allow: Vec::new(),
+        }
+    }
+}
+
+impl HygienePolicy {
+    /// The image size budget of one service.
+    pub fn budget_of(&self, service: &str) -> u64 {
+        self.service_budgets.get(service).copied().unwrap_or(self.image_size_budget)
+    }
+}
+
+/// One reviewed exception: findings of matching rules on matching paths are not reported.
+#[derive(Clone, Debug)]
+pub struct Allowance {
+    pub rule: globset::GlobMatcher,
+    pub path: globset::GlobMatcher,
+    pub reason: String,
+    /// Where the allow-list states it.
+    pub location: Location,
+}
+
+/// The default allow-list file, relative to meshgate.toml; a missing one means no exceptions.
+pub const ALLOW_LIST_FILE: &str = "hygiene-allow.toml";
+
+/// `64MiB`, `10MB`, `512k` or a plain number of bytes.
+pub fn parse_size(text: &str) -> Option<u64> {
+    let text = text.trim();
+    let split = text.find(|c: char| !(c.is_ascii_digit() || c == '.')).unwrap_or(text.len());
+    let number: f64 = text[..split].parse().ok()?;
+    let factor: f64 = match text[split..].trim().to_ascii_lowercase().as_str() {
+        "" | "b" => 1.0,
+        "k" | "kb" => 1e3,
+        "kib" => 1024.0,
+        "m" | "mb" => 1e6,
+        "mib" => 1024.0 * 1024.0,
+        "g" | "gb" => 1e9,
+        "gib" => 1024.0 * 1024.0 * 1024.0,
+        _ => return None,
+    };
+    Some((number * factor) as u64)
+}
+
+/// Reads the allow-list; every entry needs a reason, a known rule and valid globs.
+fn load_allow_list(file: &Path, errors: &mut Vec<InputError>) -> Vec<Allowance> {
+    let text = match std::fs::read_to_string(file) {
+        Ok(text) => text,
+        Err(error) => {
+            errors.push(InputError::new(
+                Location::file(file),
+                format!("cannot read the allow-list: {error}"),
+                "create it, or point `gates.artifact_hygiene.allow_list` at it",
+            ));
+            return Vec::new();
+        }
+    };
+    let raw: AllowListRaw = match toml::from_str(&text) {
+        Ok(raw) => raw,
+        Err(error) => {
+            errors.push(toml_error(file, &text, &error));
+            return Vec::new();
+        }
+    };
+    let lines = LineIndex::new(&text);
+    let at = |span: std::ops::Range<usize>| Location::line(file, lines.line_of(span.start));
+    let mut allowances = Vec::new();
+    for entry in raw.allow {
+        let location = at(entry.span());
+        let entry = entry.into_inner();
+        let reason = entry.reason.unwrap_or_default();
+        if reason.trim().is_empty() {
+            errors.push(InputError::new(
+                location.clone(),
+                format!(
+                    "the exception for `{}` on `{}` gives no reason",
+                    entry.rule.get_ref(),
+                    entry.path.get_ref()
+                ),
+                "add `reason = \"…\"`: why the finding is acceptable, for whoever reviews it next",
+            ));
+        }
+        let rule_text = entry.rule.get_ref();
+        let known = crate::finding::Rule::ALL.iter().any(|rule| rule.id() == rule_text);
+        if !known && !rule_text.contains('*') {
+            errors.push(InputError::new(
+                at(entry.rule.span()),
+                format!("`{rule_text}` is no rule id"),
+                "use a rule id from README.md, such as `hygiene/secret`, or a glob such as `hygiene/*`",
+            ));
+        }
+        let glob = |value: &Spanned<String>, errors: &mut Vec<InputError>| {
+            match globset::GlobBuilder::new(value.get_ref()).literal_separator(true).build() {
+                Ok(glob) => Some(glob.compile_matcher()),
+                Err(error) => {
+                    errors.push(InputError::new(
+                        at(value.span()),
+                        format!("invalid glob `{}`: {error}", value.get_ref()),
+                        "write a glob such as `tests/fixtures/**`",
+                    ));
+                    None
+                }
+            }
+        };
+        let (Some(rule), Some(path)) = (glob(&entry.rule, errors), glob(&entry.path, errors))
+        else {
+            continue;
+        };
+        allowances.push(Allowance { rule, path, reason, location });
+    }
+    allowances
 }
 
 /// Where the history of runs lives and how runs are compared.
@@ -561,6 +733,8 @@ fn validate(raw: Raw, file: &Path, text: &str, root: &Path) -> anyhow::Result<Co
         prometheus: raw.metrics.prometheus,
     };
 
+    let hygiene = validate_hygiene(&raw.gates.artifact_hygiene, root, &at, &mut errors);
+
     if !errors.is_empty() {
         return Err(InputErrors(errors).into());
     }
@@ -612,7 +786,67 @@ fn validate(raw: Raw, file: &Path, text: &str, root: &Path) -> anyhow::Result<Co
         exceptions,
         emergency,
         github,
+        hygiene,
     })
+}
+
+fn validate_hygiene(
+    raw: &HygieneRaw,
+    root: &Path,
+    at: &dyn Fn(std::ops::Range<usize>) -> Location,
+    errors: &mut Vec<InputError>,
+) -> HygienePolicy {
+    let defaults = HygienePolicy::default();
+    let mut size = |value: &Option<Spanned<String>>, default: u64| match value {
+        None => default,
+        Some(value) => match parse_size(value.get_ref()) {
+            Some(bytes) if bytes > 0 => bytes,
+            _ => {
+                errors.push(InputError::new(
+                    at(value.span()),
+                    format!("`{}` is not a size", value.get_ref()),
+                    "write a size with its unit, such as \"64MiB\" or \"500KB\"",
+                ));
+                default
+            }
+        },
+    };
+    let image_size_budget = size(&raw.image_size_budget, defaults.image_size_budget);
+    let max_tracked_binary = size(&raw.max_tracked_binary, defaults.max_tracked_binary);
+    let mut service_budgets = BTreeMap::new();
+    for (service, settings) in &raw.services {
+        if settings.image_size_budget.is_some() {
+            service_budgets
+                .insert(service.clone(), size(&settings.image_size_budget, image_size_budget));
+        }
+    }
+    let allow = match &raw.allow_list {
+        Some(file) => {
+            let path = root.join(file.get_ref());
+            if path.is_file() {
+                load_allow_list(&path, errors)
+            } else {
+                errors.push(InputError::new(
+                    at(file.span()),
+                    format!("the allow-list `{}` does not exist", file.get_ref()),
+                    "create it, or remove `allow_list` to use no exceptions",
+                ));
+                Vec::new()
+            }
+        }
+        None => {
+            let path = root.join(ALLOW_LIST_FILE);
+            if path.is_file() { load_allow_list(&path, errors) } else { Vec::new() }
+        }
+    };
+    HygienePolicy {
+        enforce_centralized_logs: raw.enforce_centralized_logs.unwrap_or(true),
+        require_digest: raw.require_digest.unwrap_or(true),
+        image_size_budget,
+        service_budgets,
+        max_tracked_binary,
+        allow,
+    }
 }
 
 #[cfg(test)]
@@ -676,6 +910,45 @@ mod tests {
         let config =
             parse_text("[mesh]\nmode = \"strict\"\n\n[networks.data]\ninternal = true\n").unwrap();
         assert_eq!(config.networks["data"].location.line, 4, "the table's header");
+    }
+
+    #[test]
+    fn hygiene_settings_and_their_errors() {
+        let config = parse_text("[gates.artifact_hygiene]\nimage_size_budget = \"20MiB\"\nrequire_digest = false\n[gates.artifact_hygiene.services.api]\nimage_size_budget = \"1MB\"\n").unwrap();
+        assert_eq!(config.hygiene.budget_of("web"), 20 << 20);
+        assert_eq!(config.hygiene.budget_of("api"), 1_000_000);
+        assert!(!config.hygiene.require_digest && config.hygiene.enforce_centralized_logs);
+        let error = parse_text("[gates.artifact_hygiene]\nimage_size_budget = \"huge\"\n")
+            .unwrap_err()
+            .to_string();
+        assert!(error.contains(":2") && error.contains("not a size"), "{error}");
+        let error =
+            parse_text("[gates.artifact_hygiene]\nenforce_logs = true\n").unwrap_err().to_string();
+        assert!(error.contains(":2") && error.contains("enforce_logs"), "{error}");
+    }
+
+    #[test]
+    fn an_allow_list_entry_without_a_reason_is_an_error_at_its_line() {
+        let dir = std::env::temp_dir().join(format!("meshgate-allow-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        std::fs::write(dir.join("compose.yaml"), "services: {}\n").unwrap();
+        let list = "[[allow]]\nrule = \"hygiene/secret\"\npath = \"keys/*.pem\"\nreason = \"test key\"\n\n[[allow]]\nrule = \"hygiene/tracked-log\"\npath = \"x.log\"\n";
+        std::fs::write(dir.join(ALLOW_LIST_FILE), list).unwrap();
+        let error = parse(&dir.join(FILE_NAME), "", &dir).unwrap_err().to_string();
+        assert!(error.contains("hygiene-allow.toml:6") && error.contains("no reason"), "{error}");
+        std::fs::write(dir.join(ALLOW_LIST_FILE), &list[..list.find("\n\n").unwrap()]).unwrap();
+        let config = parse(&dir.join(FILE_NAME), "", &dir).unwrap();
+        assert_eq!(config.hygiene.allow.len(), 1);
+        assert!(config.hygiene.allow[0].path.is_match("keys/a.pem"));
+        assert!(!config.hygiene.allow[0].path.is_match("keys/sub/a.pem"));
+        std::fs::write(
+            dir.join(ALLOW_LIST_FILE),
+            "[[allow]]\nrule = \"hygiene/nope\"\npath = \"x\"\nreason = \"r\"\n",
+        )
+        .unwrap();
+        let error = parse(&dir.join(FILE_NAME), "", &dir).unwrap_err().to_string();
+        assert!(error.contains(":2") && error.contains("no rule id"), "{error}");
+        std::fs::remove_dir_all(&dir).unwrap();
     }
 
     #[test]

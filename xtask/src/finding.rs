@@ -111,6 +111,64 @@ rules! {
     ExceptionExpiring = ("exception/expiring", Warning),
     /// A reviewed exception matches no finding.
     ExceptionStale = ("exception/stale", Warning),
+    /// A tracked file is build output: a Cargo target folder, a coverage profile or report, or a binary above the size budget.
+    TrackedBuildOutput = ("hygiene/tracked-build-output", Error),
+    /// A log file is tracked.
+    TrackedLog = ("hygiene/tracked-log", Error),
+    /// `.gitignore` does not ignore `logs/`, where the gates write.
+    LogsNotIgnored = ("hygiene/logs-not-ignored", Error),
+    /// A tracked file holds a private key or a token with a provider's well-known prefix.
+    SecretInFile = ("hygiene/secret", Error),
+    /// A tracked env file gives secret-like keys non-empty values (placeholders included).
+    SecretInEnvFile = ("hygiene/env-file-secret", Error),
+    /// A Compose `environment:` entry gives a secret-like key a literal value.
+    SecretInCompose = ("hygiene/compose-secret", Error),
+    /// A base or service image is untagged or tagged `latest`.
+    ImageLatest = ("hygiene/image-latest", Error),
+    /// A base or service image is pinned by tag only, not by digest.
+    ImageNotPinned = ("hygiene/image-not-pinned", Error),
+    /// An image reference depends on a variable without a value, or is no reference.
+    ImageUnresolved = ("hygiene/image-unresolved", Error),
+    /// The final Dockerfile stage runs as root: no `USER`, or `USER root`.
+    RootUser = ("hygiene/root-user", Error),
+    /// A service has no healthcheck, in Compose or in its Dockerfile, or disables it.
+    NoHealthcheck = ("hygiene/no-healthcheck", Error),
+    /// A Dockerfile `HEALTHCHECK` in shell form.
+    HealthcheckShellForm = ("hygiene/healthcheck-shell-form", Error),
+    /// A healthcheck needs a shell or a tool that a scratch or distroless image lacks.
+    HealthcheckNeedsShell = ("hygiene/healthcheck-needs-shell", Warning),
+    /// An `apt-get install` package without a version, or a missing `&&` after the install.
+    AptUnpinned = ("hygiene/apt-unpinned", Warning),
+    /// A Dockerfile that cannot be read or parsed.
+    DockerfileSyntax = ("hygiene/dockerfile-syntax", Error),
+    /// A build context without a `.dockerignore`.
+    DockerignoreMissing = ("hygiene/dockerignore-missing", Error),
+    /// A `.dockerignore` that lets `target/` or `.git` into the build context.
+    DockerignoreIncomplete = ("hygiene/dockerignore-incomplete", Error),
+    /// A service without a restart policy.
+    NoRestartPolicy = ("hygiene/no-restart-policy", Error),
+    /// A service runs privileged.
+    Privileged = ("hygiene/privileged", Error),
+    /// A service mounts the Docker socket.
+    DockerSocket = ("hygiene/docker-socket", Error),
+    /// A service sets no logging, or discards its output.
+    LoggingMissing = ("hygiene/logging-missing", Error),
+    /// A service's logging differs from the mesh's shared definition.
+    LoggingDiffers = ("hygiene/logging-differs", Error),
+    /// A service writes out the mesh's logging definition again instead of sharing it.
+    LoggingNotShared = ("hygiene/logging-not-shared", Warning),
+    /// File-based logging (`json-file`) without a size limit.
+    LoggingNoRotation = ("hygiene/logging-no-rotation", Error),
+    /// A built image is above its size budget.
+    ImageTooLarge = ("hygiene/image-too-large", Error),
+    /// A built image runs as root.
+    ImageRunsAsRoot = ("hygiene/image-runs-as-root", Error),
+    /// A built image lacks the OCI revision label of the commit under test.
+    ImageRevision = ("hygiene/image-revision", Error),
+    /// A container printed a line that is not one JSON log object of its service.
+    LogNotJson = ("hygiene/log-not-json", Error),
+    /// A container wrote log files into its own filesystem (engine diff).
+    LogFileWritten = ("hygiene/log-file-written", Error),
 }
 
 impl Rule {
@@ -129,6 +187,11 @@ impl Rule {
                 | Rule::NotReady
                 | Rule::IgnoredStopSignal
                 | Rule::StartIntervalIgnored
+                | Rule::ImageTooLarge
+                | Rule::ImageRunsAsRoot
+                | Rule::ImageRevision
+                | Rule::LogNotJson
+                | Rule::LogFileWritten
         )
     }
 }

@@ -163,6 +163,17 @@ impl RunFlags {
     }
 }
 
+/// The artifact hygiene gate's flags.
+#[derive(Debug, Clone, Default, Args)]
+pub struct HygieneFlags {
+    #[command(flatten)]
+    pub run: RunFlags,
+    /// Judge the running containers' output (one JSON object per line) and filesystem (no
+    /// log files), whatever `gates.artifact_hygiene.enforce_centralized_logs` says.
+    #[arg(long)]
+    pub enforce_centralized_logs: bool,
+}
+
 #[derive(Debug, Subcommand)]
 pub enum GateCommand {
     /// Who may talk to whom, on which ports and networks.
@@ -173,7 +184,7 @@ pub enum GateCommand {
     ServiceHealth(RunFlags),
     /// Logs, Dockerfile, Compose and repository hygiene.
     #[command(after_help = EXIT_CODES)]
-    ArtifactHygiene(RunFlags),
+    ArtifactHygiene(HygieneFlags),
     /// Per-service coverage thresholds.
     #[command(after_help = EXIT_CODES)]
     Coverage(RunFlags),

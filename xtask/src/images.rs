@@ -246,7 +246,7 @@ fn context_tar(dir: &Path, binary: &Path, binary_name: &str) -> anyhow::Result<V
 }
 
 /// `.dockerignore` patterns, matched as Docker does: relative to the context's root.
-fn dockerignore(dir: &Path) -> anyhow::Result<ignore::gitignore::Gitignore> {
+pub(crate) fn dockerignore(dir: &Path) -> anyhow::Result<ignore::gitignore::Gitignore> {
     let mut builder = ignore::gitignore::GitignoreBuilder::new(dir);
     let file = dir.join(".dockerignore");
     if let Ok(text) = std::fs::read_to_string(&file) {

@@ -162,6 +162,7 @@ fn try_main(flags: flags::Xtask) -> anyhow::Result<u8> {
             bench::run(&sh, &root, &absolute_flags(bench))
         }
         Command::Gates(gates) => {
+            let mut enforce_centralized_logs = None;
             let (gate_list, run) = match gates.only {
                 Some(GateCommand::Clean) => {
                     let removed = pipeline::clean()?;
@@ -205,8 +206,9 @@ fn try_main(flags: flags::Xtask) -> anyhow::Result<u8> {
                 Some(GateCommand::ServiceHealth(run)) => {
                     (vec![Gate::ServiceHealth], run.merge(gates.run))
                 }
-                Some(GateCommand::ArtifactHygiene(run)) => {
-                    (vec![Gate::ArtifactHygiene], run.merge(gates.run))
+                Some(GateCommand::ArtifactHygiene(flags)) => {
+                    enforce_centralized_logs = flags.enforce_centralized_logs.then_some(true);
+                    (vec![Gate::ArtifactHygiene], flags.run.merge(gates.run))
                 }
                 Some(GateCommand::Coverage(run)) => (vec![Gate::Coverage], run.merge(gates.run)),
             };
@@ -219,6 +221,7 @@ fn try_main(flags: flags::Xtask) -> anyhow::Result<u8> {
                 json: run.json,
                 config: run.config.map(absolute),
                 infer_contracts: run.infer_contracts,
+                enforce_centralized_logs,
             };
             teardown::install_signal_handler()?;
             let code = pipeline::run(&sh, &root, &options)?;

@@ -11,7 +11,10 @@ use anyhow::Context as _;
 use crate::config::{self, Mode};
 use crate::discover::{self, Mesh};
 use crate::docker;
-use crate::gates::{Gate, GateReport, network_contracts, network_runtime, service_health};
+use crate::finding::Finding;
+use crate::gates::{
+    Gate, GateReport, artifact_hygiene, network_contracts, network_runtime, service_health,
+};
 use crate::metrics::{self, Metrics, ServiceMetrics};
 use crate::report::{self, Report};
 use crate::teardown::{self, Teardown, TeardownGuard};
@@ -32,6 +35,8 @@ pub struct Options {
     pub config: Option<PathBuf>,
     /// Infer contracts for the Compose services that have none (`--infer-contracts`).
     pub infer_contracts: bool,
+    /// `--enforce-centralized-logs`: overrides meshgate.toml's setting when given.
+    pub enforce_centralized_logs: Option<bool>,
 }
 
 /// A project name no other run uses: lowercase, starting with a letter.
@@ -97,10 +102,13 @@ fn run_gates(
 ) -> anyhow::Result<i32> {
     let stamp = report::compact_timestamp(started_at);
     let clock = Instant::now();
-    let config = match &options.config {
+    let mut config = match &options.config {
         Some(file) => config::load_file(file)?,
         None => config::load(root)?,
     };
+    if let Some(enforce) = options.enforce_centralized_logs {
+        config.hygiene.enforce_centralized_logs = enforce;
+    }
     let mode = options.mode.unwrap_or(config.mode);
     let mut mesh = discover::discover(root, config)?;
     *github = match crate::github::Session::start(&mesh.config.github) {
@@ -139,6 +147,21 @@ fn run_gates(
         clock.elapsed(),
         static_detail(&mesh),
     );
+    let mut hygiene = HygieneParts {
+        scope: options.runtime_only.then_some("runtime checks only"),
+        ..HygieneParts::default()
+    };
+    if selected(Gate::ArtifactHygiene) && !options.runtime_only {
+        let clock = Instant::now();
+        match artifact_hygiene::check_static(&mesh) {
+            Ok((findings, detail)) => {
+                hygiene.findings = findings;
+                hygiene.detail = detail;
+            }
+            Err(error) => hygiene.not_computed = Some(format!("{error:#}")),
+        }
+        hygiene.duration += clock.elapsed();
+    }
     metrics.step("static checks", clock.elapsed());
 
     let mut report = Report {
@@ -161,13 +184,16 @@ fn run_gates(
         exit_code: 0,
     };
 
-    let needs_mesh =
-        !options.static_only && (selected(Gate::ServiceHealth) || selected(Gate::NetworkContracts));
+    let needs_mesh = !options.static_only
+        && (selected(Gate::ServiceHealth)
+            || selected(Gate::NetworkContracts)
+            || selected(Gate::ArtifactHygiene));
     let network_failed = network_static.status == crate::gates::Status::Failed;
     let mut network = network_static;
     if needs_mesh && network_failed {
         term::warn("the static network contracts fail: the mesh is not started");
         network.scope = Some("static checks only: the mesh was not started");
+        hygiene.scope = Some("static checks only: the mesh was not started");
         if selected(Gate::ServiceHealth) {
             reports.push(GateReport::not_computed(
                 Gate::ServiceHealth,
@@ -184,13 +210,15 @@ fn run_gates(
             reports.push(GateReport::not_computed(Gate::ServiceHealth, reason, Duration::ZERO));
         }
     } else if needs_mesh {
-        let (health, runtime) = run_mesh(root, logs, &mesh, options, &mut report, &mut metrics)?;
+        let (health, runtime) =
+            run_mesh(root, logs, &mesh, options, &mut report, &mut metrics, &mut hygiene)?;
         network = combine_network(network, runtime, options.runtime_only);
         if selected(Gate::ServiceHealth) {
             reports.push(health);
         }
     } else {
         network.scope = Some("static checks only");
+        hygiene.scope = Some("static checks only");
         if selected(Gate::ServiceHealth) {
             reports.push(GateReport::skipped(Gate::ServiceHealth, "--static"));
         }
@@ -198,11 +226,12 @@ fn run_gates(
     if selected(Gate::NetworkContracts) {
         reports.insert(0, network);
     }
-    for gate in [Gate::ArtifactHygiene, Gate::Coverage] {
-        if selected(gate) {
-            // FIXME: artifact hygiene and coverage are not implemented yet; they report skipped.
-            reports.push(GateReport::skipped(gate, "not available yet"));
-        }
+    if selected(Gate::ArtifactHygiene) {
+        reports.push(hygiene.into_report());
+    }
+    if selected(Gate::Coverage) {
+        // FIXME: coverage is not implemented yet; it reports skipped.
+        reports.push(GateReport::skipped(Gate::Coverage, "not available yet"));
     }
 
     teardown::ensure_not_interrupted()?;
@@ -504,6 +533,33 @@ fn static_detail(mesh: &Mesh) -> Vec<String> {
     detail
 }
 
+/// The artifact hygiene gate's findings as its static and runtime halves add them.
+#[derive(Default)]
+struct HygieneParts {
+    findings: Vec<Finding>,
+    detail: Vec<String>,
+    duration: std::time::Duration,
+    scope: Option<&'static str>,
+    /// Why a part could not run.
+    not_computed: Option<String>,
+}
+
+impl HygieneParts {
+    fn into_report(self) -> GateReport {
+        let mut report = GateReport::from_findings(
+            Gate::ArtifactHygiene,
+            self.findings,
+            self.duration,
+            self.detail,
+        );
+        report.scope = self.scope;
+        if let Some(reason) = self.not_computed {
+            report.status = crate::gates::Status::NotComputed(reason);
+        }
+        report
+    }
+}
+
 /// The network gate's runtime half: what it found, or why it could not run.
 type RuntimeResult = Result<(network_runtime::RuntimeOutcome, std::time::Duration), String>;
 
@@ -562,6 +618,7 @@ fn run_mesh(
     options: &Options,
     report: &mut Report,
     metrics: &mut Metrics,
+    hygiene: &mut HygieneParts,
 ) -> anyhow::Result<(GateReport, RuntimeResult)> {
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()
@@ -592,6 +649,19 @@ fn run_mesh(
     metrics.step("build images", clock.elapsed());
     let rebuilt = images.services.iter().filter(|image| image.rebuilt).count();
     term::status("Images", &format!("{} ready ({rebuilt} rebuilt)", images.services.len()));
+    let judge_hygiene = options.gates.contains(&Gate::ArtifactHygiene);
+    if judge_hygiene {
+        let clock = Instant::now();
+        let (findings, detail) = runtime.block_on(artifact_hygiene::runtime::check_images(
+            &docker,
+            mesh,
+            &images.services,
+            &report.revision,
+        ))?;
+        hygiene.findings.extend(findings);
+        hygiene.detail.extend(detail);
+        hygiene.duration += clock.elapsed();
+    }
 
     let project = project_name();
     report.project = Some(project.clone());
@@ -668,8 +738,25 @@ fn run_mesh(
 
     // Every service's output is kept; failures point at it.
     let logs_dir = logs.join("services");
-    if let Err(error) = runtime.block_on(save_service_logs(&docker, &project, &logs_dir)) {
+    let saved = runtime.block_on(save_service_logs(&docker, &project, &logs_dir));
+    if let Err(error) = &saved {
         term::warn(&format!("could not save every service's log: {error:#}"));
+    }
+    if judge_hygiene && mesh.config.hygiene.enforce_centralized_logs {
+        // Before teardown: the engine's diff needs the containers.
+        let clock = Instant::now();
+        match saved {
+            Ok(()) => check_saved_logs(mesh, &logs_dir, hygiene)?,
+            Err(error) => hygiene.not_computed = Some(format!("service logs not saved: {error:#}")),
+        }
+        let (findings, detail) = runtime.block_on(
+            artifact_hygiene::runtime::check_container_changes(&docker, mesh, &project),
+        )?;
+        hygiene.findings.extend(findings);
+        hygiene.detail.extend(detail);
+        hygiene.duration += clock.elapsed();
+    } else if judge_hygiene {
+        hygiene.scope = Some("centralized logs not enforced (meshgate.toml)");
     }
 
     let mut detail: Vec<String> = outcome
@@ -778,6 +865,28 @@ pub fn compose_up(
         up = up.args(["--profile", profile]);
     }
     up
+}
+
+/// Every active service's saved output against the log format.
+fn check_saved_logs(mesh: &Mesh, dir: &Path, hygiene: &mut HygieneParts) -> anyhow::Result<()> {
+    for service in mesh.project.active_services() {
+        let file = dir.join(format!("{}.log", service.name));
+        let Ok(text) = std::fs::read_to_string(&file) else {
+            hygiene.detail.push(format!("{}: no output saved", service.name));
+            continue;
+        };
+        hygiene.detail.push(format!(
+            "{}: {} line(s) of output",
+            service.name,
+            text.lines().count()
+        ));
+        if let Some(finding) =
+            artifact_hygiene::runtime::check_log_lines(&service.name, &file, &text)
+        {
+            hygiene.findings.push(finding);
+        }
+    }
+    Ok(())
 }
 
 /// Writes each container's output to `<dir>/<service>.log`.

@@ -1,5 +1,6 @@
 //! The four gates and what each one reports.
 
+pub mod artifact_hygiene;
 pub mod network_contracts;
 pub mod network_runtime;
 pub mod service_health;

@@ -136,7 +136,7 @@ fn c14_env_files_are_read_as_compose_reads_them() {
 
 /// The corpus's Compose file sets, as SOURCES.md says they go together (each loads the
 /// `.env` beside its first file).
-fn corpus_sets() -> Vec<(&'static str, Vec<PathBuf>)> {
+pub(crate) fn corpus_sets() -> Vec<(&'static str, Vec<PathBuf>)> {
     let corpus = shared().join("corpus/external");
     let set = |name: &'static str, files: &[&str]| {
         (name, files.iter().map(|file| corpus.join(file)).collect::<Vec<_>>())

@@ -5,6 +5,8 @@
 //! - `github`: the GitHub feedback loop against `fake_github`, a local server that follows
 //!   GitHub's published REST description.
 //! - `fixtures`: the network contracts gate on every mesh of `tests/fixtures/network/`.
+//! - `hygiene_fixtures`: the artifact hygiene gate on every project of `tests/fixtures/hygiene/`.
+//! - `hygiene`: hygiene cases, the external corpus, the public linters, the running mesh.
 //! - `static_gates`: the static gates through the command line on fixture meshes.
 //! - `mesh`: the real main job on the reference mesh and on broken copies (needs Docker).
 
@@ -13,6 +15,8 @@ mod enforcement;
 mod fake_github;
 mod fixtures;
 mod github;
+mod hygiene;
+mod hygiene_fixtures;
 mod mesh;
 mod static_gates;
 mod support;

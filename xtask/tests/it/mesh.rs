@@ -77,6 +77,16 @@ fn integration_reference_mesh_passes_and_leaves_nothing() {
         catalog_log.lines().any(|line| line.contains("\"message\":\"listening\"")),
         "{catalog_log}"
     );
+    // Artifact hygiene judged the built images and the running containers, and found nothing.
+    let hygiene = report["gates"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|gate| gate["gate"] == "artifact-hygiene")
+        .unwrap();
+    assert_eq!(hygiene["status"]["state"], "passed", "{hygiene:#}");
+    assert!(hygiene.get("scope").is_none(), "both halves ran: {hygiene:#}");
+    assert_eq!(hygiene["findings"].as_array().unwrap().len(), 0, "{hygiene:#}");
 }
 
 #[test]
