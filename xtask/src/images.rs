@@ -2,6 +2,12 @@
 //! host, and the engine wraps it in the crate's `FROM scratch` Dockerfile. The build context
 //! is the crate directory filtered by its `.dockerignore`, plus the binary at the context's
 //! root under its own name. An image whose context digest is unchanged is not rebuilt.
+//!
+//! Each image is tagged by its digest (`meshgate/catalog:3f1c0a9d2b7e4c51`), and a run starts
+//! exactly those through a Compose override file, so that another checkout building at the
+//! same time can never swap the image under a run. The Compose file's own tag
+//! (`meshgate/catalog:local`) is moved to the newest build too, for people running Compose by
+//! hand.
 
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
@@ -47,6 +53,7 @@ const COVERAGE_ENV: &[&str] = &[
 #[derive(Clone, Debug, serde::Serialize)]
 pub struct BuiltImage {
     pub service: String,
+    /// The digest tag the run starts.
     pub tag: String,
     pub rebuilt: bool,
     pub size_bytes: Option<i64>,
@@ -94,6 +101,9 @@ pub struct Images {
     pub services: Vec<BuiltImage>,
     /// The probe image's tag.
     pub probe: String,
+    /// A Compose override that pins every built service to its digest tag; runs add it to
+    /// the Compose files.
+    pub override_file: PathBuf,
 }
 
 /// Builds (or keeps) the image of every crate service, and the probe's.
@@ -130,12 +140,52 @@ pub async fn build_images(
             crate::tools::hex(&Sha256::digest([context.as_slice(), revision.as_bytes()].concat()));
         let build_args = HashMap::from([("REVISION".to_owned(), revision.to_owned())]);
         let dockerfile = package.manifest_dir.join("Dockerfile");
+        let repository =
+            tag.rsplit_once(':').filter(|(_, t)| !t.contains('/')).map_or(tag.as_str(), |(r, _)| r);
+        let pinned = format!("{repository}:{}", &digest[..16]);
         let (rebuilt, size_bytes) =
-            ensure_image(docker, &tag, context, digest, &build_args, &dockerfile).await?;
-        built.push(BuiltImage { service: contract.service.clone(), tag, rebuilt, size_bytes });
+            ensure_image(docker, &pinned, context, digest, &build_args, &dockerfile).await?;
+        let (name, label) = tag
+            .rsplit_once(':')
+            .filter(|(_, t)| !t.contains('/'))
+            .unwrap_or((tag.as_str(), "latest"));
+        let options = bollard::query_parameters::TagImageOptionsBuilder::default()
+            .repo(name)
+            .tag(label)
+            .build();
+        docker
+            .tag_image(&pinned, Some(options))
+            .await
+            .with_context(|| format!("failed to tag {pinned} as {tag}"))?;
+        built.push(BuiltImage {
+            service: contract.service.clone(),
+            tag: pinned,
+            rebuilt,
+            size_bytes,
+        });
     }
     let probe = build_probe_image(docker, &mesh.root, binaries).await?;
-    Ok(Images { services: built, probe })
+    let override_file = write_override(&state, &built)?;
+    Ok(Images { services: built, probe, override_file })
+}
+
+/// Writes the Compose override pinning each service to its digest tag, named by its content
+/// so that concurrent runs of one checkout share it and never overwrite another's.
+fn write_override(state: &Path, built: &[BuiltImage]) -> anyhow::Result<PathBuf> {
+    let mut text = String::from(
+        "# Written by meshgate: each service runs the image built for this run.\nservices:\n",
+    );
+    for image in built {
+        text.push_str(&format!("  {}:\n    image: {}\n", image.service, image.tag));
+    }
+    let digest = crate::tools::hex(&Sha256::digest(text.as_bytes()));
+    let dir = state.join("runs");
+    std::fs::create_dir_all(&dir).with_context(|| format!("failed to create {}", dir.display()))?;
+    let file = dir.join(format!("images-{}.yaml", &digest[..16]));
+    if !file.is_file() {
+        crate::report::write_atomically(&file, text.as_bytes())?;
+    }
+    Ok(file)
 }
 
 /// Builds `tag` from `context` unless an image of that tag was built from the same `digest`;
@@ -184,7 +234,7 @@ async fn ensure_image(
 }
 
 /// The probe's image, tagged by the digest of what it holds so that checkouts with different
-/// probes never retag each other's; probe images of other digests are removed when unused.
+/// probes never retag or remove each other's.
 async fn build_probe_image(
     docker: &Docker,
     root: &Path,
@@ -195,17 +245,8 @@ async fn build_probe_image(
     let digest = crate::tools::hex(&Sha256::digest(&context));
     let tag = format!("{PROBE_REPOSITORY}:{}", &digest[..16]);
     ensure_image(docker, &tag, context, digest, &HashMap::new(), &dir.join("Dockerfile")).await?;
-
-    let filters = HashMap::from([("reference".to_owned(), vec![PROBE_REPOSITORY.to_owned()])]);
-    let options =
-        bollard::query_parameters::ListImagesOptionsBuilder::default().filters(&filters).build();
-    let images = docker.list_images(Some(options)).await.unwrap_or_default();
-    for stale in images.iter().flat_map(|image| &image.repo_tags).filter(|other| **other != tag) {
-        // An image a running probe (of another checkout) uses stays; removal is best effort.
-        let _ = docker
-            .remove_image(stale, None::<bollard::query_parameters::RemoveImageOptions>, None)
-            .await;
-    }
+    // Probe images of other digests stay, like service images of other revisions: another
+    // checkout's run may be about to start a probe from one.
     Ok(tag)
 }
 

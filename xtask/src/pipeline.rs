@@ -667,7 +667,7 @@ fn run_mesh(
     report.project = Some(project.clone());
     let guard = TeardownGuard;
     term::status("Starting", &format!("mesh as compose project {project}"));
-    let started = start_and_wait(&runtime, &docker, &compose, mesh, &project, &images.probe)?;
+    let started = start_and_wait(&runtime, &docker, &compose, mesh, &project, &images)?;
     metrics.step("compose up to healthy", started.up_to_healthy);
     if let Some(readiness) = started.readiness {
         metrics.step("readiness", readiness);
@@ -811,11 +811,11 @@ pub fn start_and_wait(
     compose: &tools::Compose,
     mesh: &Mesh,
     project: &str,
-    probe_image: &str,
+    images: &crate::images::Images,
 ) -> anyhow::Result<Started> {
-    let files = mesh.project.files.clone();
+    let files = run_files(mesh, images);
     let clock = Instant::now();
-    let up = compose_up(compose, mesh, project, &[]);
+    let up = compose_up(compose, mesh, &files, project, &[]);
     let registration = Teardown { compose: compose.clone(), project: project.to_owned(), files };
     teardown::register_and_start(registration, || up.spawn())?;
     let up_finished = || teardown::poll_up(|output| up.failure(output));
@@ -837,22 +837,31 @@ pub fn start_and_wait(
             docker,
             mesh,
             project,
-            probe_image,
+            &images.probe,
         ))?;
         readiness = Some(clock.elapsed());
     }
     Ok(Started { outcome, up_to_healthy, readiness })
 }
 
-/// `compose up --detach` of the mesh's active profiles with the images built here (nothing
-/// built or pulled by Compose), plus `extra` arguments.
+/// The Compose files of a run: the mesh's, then the override that pins the images built for
+/// it.
+pub fn run_files(mesh: &Mesh, images: &crate::images::Images) -> Vec<PathBuf> {
+    let mut files = mesh.project.files.clone();
+    files.push(images.override_file.clone());
+    files
+}
+
+/// `compose up --detach` of `files` with the mesh's active profiles and the images built
+/// here (nothing built or pulled by Compose), plus `extra` arguments.
 pub fn compose_up(
     compose: &tools::Compose,
     mesh: &Mesh,
+    files: &[PathBuf],
     project: &str,
     extra: &[&str],
 ) -> crate::process::ProcessBuilder {
-    let mut up = compose.command(project, &mesh.project.files).args([
+    let mut up = compose.command(project, files).args([
         "up",
         "--detach",
         "--no-build",

@@ -46,9 +46,9 @@ pub fn run(sh: &xshell::Shell, root: &Path, runs: u32) -> anyhow::Result<u8> {
         let first_ours = run % 2 == 1;
         for ours_now in [first_ours, !first_ours] {
             if ours_now {
-                ours.push(time_gate(&runtime, &docker, &compose, &mesh, &images.probe)?);
+                ours.push(time_gate(&runtime, &docker, &compose, &mesh, &images)?);
             } else {
-                theirs.push(time_compose(&compose, &mesh)?);
+                theirs.push(time_compose(&compose, &mesh, &images)?);
             }
         }
         term::status(
@@ -88,12 +88,12 @@ fn time_gate(
     docker: &bollard::Docker,
     compose: &Compose,
     mesh: &Mesh,
-    probe_image: &str,
+    images: &crate::images::Images,
 ) -> anyhow::Result<Duration> {
     let project = pipeline::project_name();
     let clock = Instant::now();
     let guard = TeardownGuard;
-    let started = pipeline::start_and_wait(runtime, docker, compose, mesh, &project, probe_image)?;
+    let started = pipeline::start_and_wait(runtime, docker, compose, mesh, &project, images)?;
     // As in a gate run: each container is stopped on its own signal and timed, then removed.
     runtime.block_on(crate::gates::service_health::stop_containers(docker, mesh, &project))?;
     drop(guard);
@@ -109,10 +109,14 @@ fn time_gate(
 }
 
 /// One Compose cycle: `up --detach --wait`, then `down --volumes`.
-fn time_compose(compose: &Compose, mesh: &Mesh) -> anyhow::Result<Duration> {
+fn time_compose(
+    compose: &Compose,
+    mesh: &Mesh,
+    images: &crate::images::Images,
+) -> anyhow::Result<Duration> {
     let project = pipeline::project_name();
-    let files = mesh.project.files.clone();
-    let up = pipeline::compose_up(compose, mesh, &project, &["--wait"]);
+    let files = pipeline::run_files(mesh, images);
+    let up = pipeline::compose_up(compose, mesh, &files, &project, &["--wait"]);
     let down = compose.command(&project, &files).args([
         "down",
         "--volumes",

@@ -10,7 +10,8 @@ use serde_json::{Value, json};
 use crate::fake_github::{FakeGithub, Fault, comment, fork_pull, label_event, review};
 use crate::support::{mesh_variant, stderr, xtask_with_env};
 
-const TOKEN: &str = "ghs_fake0token0that0must0never0be0printed";
+/// A made-up token: the fake checks that every request carries it and no output does.
+const TOKEN: &str = "test-token-that-must-never-be-printed-7f3a9c";
 const HEAD: &str = "6dcb09b5b57875f334f61aebed695e2e4193db5e";
 const MERGE: &str = "e5bd3914e2e596debea16f433f57875b5b90bcd6";
 const AUTHOR: &str = "alice";

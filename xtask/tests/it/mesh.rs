@@ -443,18 +443,18 @@ fn integration_a_panic_mid_run_still_removes_the_mesh() {
     let sh = xshell::Shell::new().unwrap();
     sh.change_dir(&root);
     let revision = xtask::pipeline::revision(&sh);
-    runtime.block_on(xtask::images::build_images(&docker, &mesh, &binaries, &revision)).unwrap();
+    let images = runtime
+        .block_on(xtask::images::build_images(&docker, &mesh, &binaries, &revision))
+        .unwrap();
     let compose = xtask::tools::ensure_compose(&root).unwrap();
     let project = xtask::pipeline::project_name();
 
     let panicked = std::panic::catch_unwind(|| {
         let _guard = xtask::teardown::TeardownGuard;
-        let up = xtask::pipeline::compose_up(&compose, &mesh, &project, &[]);
-        let registration = xtask::teardown::Teardown {
-            compose: compose.clone(),
-            project: project.clone(),
-            files: mesh.project.files.clone(),
-        };
+        let files = xtask::pipeline::run_files(&mesh, &images);
+        let up = xtask::pipeline::compose_up(&compose, &mesh, &files, &project, &[]);
+        let registration =
+            xtask::teardown::Teardown { compose: compose.clone(), project: project.clone(), files };
         xtask::teardown::register_and_start(registration, || up.spawn()).unwrap();
         // Wait until the engine holds something of the project, so there is something to leak.
         let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
