@@ -228,6 +228,8 @@ fn run_gates(
     let (verdict, exit_code) = (report.verdict, report.exit_code);
     report.gates = reports;
     report::write_all(logs, &report, root)?;
+    crate::sarif::write(logs, &report.gates, &modes)?;
+    crate::junit::write(logs, &report.gates, &modes)?;
     metrics.record_gates(&report.gates);
     metrics.project = report.project.clone();
     if let Some(engine) = &report.engine {
@@ -242,11 +244,15 @@ fn run_gates(
         (None, report::Verdict::Failed) => format!("failed: {}", report.description),
         (None, _) => report.description.clone(),
     };
-    write_metrics(logs, &mesh.config.metrics, &metrics, &verdict_text, &report.gates)?;
+    write_metrics(logs, &mesh.config.metrics, &metrics, &verdict_text, &report.gates, &modes)?;
     for gate in report.gates.iter().filter(|gate| !gate.matrix.is_empty()) {
         term::block(&report::render_matrix(&gate.matrix));
     }
     term::block(&report::render_table(&report.gates, &modes));
+    // Workflow commands on stdout would corrupt the JSON there.
+    if crate::annotations::on_github_actions() && !options.json {
+        crate::annotations::emit(&report.gates, &modes);
+    }
     if options.json {
         term::stdout(
             &serde_json::to_string_pretty(&report).context("failed to encode the report")?,
@@ -359,6 +365,7 @@ fn write_metrics(
     metrics: &Metrics,
     verdict: &str,
     gates: &[GateReport],
+    modes: &crate::verdict::Modes,
 ) -> anyhow::Result<()> {
     let json = serde_json::to_vec_pretty(metrics).context("failed to encode the metrics")?;
     report::write_atomically(&logs.join("metrics.json"), &json)?;
@@ -375,7 +382,9 @@ fn write_metrics(
     };
     let previous = history.as_ref().and_then(|history| history.last_of_kind(&metrics.kind));
     let comparisons = metrics::compare(metrics, previous, &policy.tolerance);
-    let summary = metrics::summary_markdown(verdict, gates, metrics, previous, &comparisons);
+    let mut summary = metrics::summary_markdown(verdict, gates, metrics, previous, &comparisons);
+    summary.push_str(&crate::annotations::findings_markdown(gates, modes));
+    let summary = crate::annotations::cap_summary(summary, crate::annotations::SUMMARY_LIMIT);
     report::write_atomically(&logs.join("summary.md"), summary.as_bytes())?;
     let regressions: Vec<&str> =
         comparisons.iter().filter(|c| c.regressed).map(|c| c.key.as_str()).collect();

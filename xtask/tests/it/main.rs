@@ -2,12 +2,14 @@
 //!
 //! - `cases`: the failure modes of ../shared/cases, each loaded and checked.
 //! - `enforcement`: modes, exceptions and the emergency override through the command line.
+//! - `feedback`: annotations, job summary, SARIF and JUnit; the workflow linters; the hook.
 //! - `fixtures`: the network contracts gate on every mesh of `tests/fixtures/network/`.
 //! - `static_gates`: the static gates through the command line on fixture meshes.
 //! - `mesh`: the real main job on the reference mesh and on broken copies (needs Docker).
 
 mod cases;
 mod enforcement;
+mod feedback;
 mod fixtures;
 mod mesh;
 mod static_gates;
