@@ -117,6 +117,20 @@ pub fn emit(gates: &[GateReport], modes: &Modes) {
     }
 }
 
+/// Prints an annotation for a run that could not finish (exit code 2), e.g. a bad
+/// meshgate.toml.
+pub fn emit_error(message: &str) {
+    crate::term::stdout(&error_command(message));
+}
+
+fn error_command(message: &str) -> String {
+    format!(
+        "::error title={}::{}",
+        escape_property("meshgate: the gates could not run"),
+        escape_data(message)
+    )
+}
+
 /// The summary's list of every finding, most important first.
 pub fn findings_markdown(gates: &[GateReport], modes: &Modes) -> String {
     let findings = ordered(gates, modes);
@@ -215,6 +229,15 @@ mod tests {
         );
         let nowhere = Finding { location: Location::default(), ..finding };
         assert!(command(Level::Error, &nowhere).starts_with("::error title=network/"));
+    }
+
+    #[test]
+    fn a_run_that_could_not_finish_is_one_error() {
+        assert_eq!(
+            error_command("meshgate.toml:3:1: unknown key `mdoe`\n  help: did you mean `mode`?"),
+            "::error title=meshgate%3A the gates could not run::meshgate.toml:3:1: unknown key \
+             `mdoe`%0A  help: did you mean `mode`?"
+        );
     }
 
     fn gates(errors: usize, warnings: usize) -> Vec<GateReport> {

@@ -73,3 +73,43 @@ pub fn render(gates: &[GateReport], modes: &Modes) -> anyhow::Result<String> {
     }
     report.to_string().context("failed to encode the JUnit report")
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::Mode;
+    use crate::gates::Gate;
+
+    fn modes(mode: Mode) -> Modes {
+        Modes {
+            cli: Some(mode),
+            mesh: mode,
+            gates: Default::default(),
+            rules: Default::default(),
+            require_approval: false,
+        }
+    }
+
+    #[test]
+    fn a_gate_that_could_not_run_is_an_error_only_when_it_blocks() {
+        let decided = |mode| {
+            let mut gate = GateReport::not_computed(
+                Gate::ServiceHealth,
+                "Docker is unreachable",
+                Default::default(),
+            );
+            gate.decision = Some(crate::verdict::decide_gate(&gate, &modes(mode), None));
+            render(&[gate], &modes(mode)).unwrap()
+        };
+        let strict = decided(Mode::Strict);
+        assert!(
+            strict.contains(r#"<error message="not computed: Docker is unreachable"/>"#),
+            "{strict}"
+        );
+        let monitoring = decided(Mode::Monitoring);
+        assert!(
+            monitoring.contains(r#"<skipped message="Docker is unreachable"/>"#),
+            "{monitoring}"
+        );
+    }
+}

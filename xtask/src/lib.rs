@@ -56,6 +56,9 @@ pub fn main() -> ExitCode {
         Ok(code) => ExitCode::from(code),
         Err(error) => {
             term::error(&format!("{error:#}"));
+            if annotations::on_github_actions() {
+                annotations::emit_error(&format!("{error:#}"));
+            }
             ExitCode::from(2)
         }
     }
