@@ -14,6 +14,11 @@ pub fn write(logs: &std::path::Path, gates: &[GateReport], modes: &Modes) -> any
     crate::report::write_atomically(&logs.join("junit.xml"), render(gates, modes)?.as_bytes())
 }
 
+/// Removes an earlier run's file, for a run that could not finish.
+pub fn remove(logs: &std::path::Path) {
+    let _ = std::fs::remove_file(logs.join("junit.xml"));
+}
+
 /// The JUnit XML of a run.
 pub fn render(gates: &[GateReport], modes: &Modes) -> anyhow::Result<String> {
     let mut report = Report::new("meshgate");

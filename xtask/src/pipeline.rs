@@ -72,6 +72,9 @@ pub fn run(sh: &xshell::Shell, root: &Path, options: &Options) -> anyhow::Result
         if let Err(write_error) = report::write_error(&logs, &report) {
             term::warn(&format!("{write_error:#}"));
         }
+        // Nor is an earlier run's SARIF or JUnit file uploaded as this one's.
+        crate::sarif::remove(&logs);
+        crate::junit::remove(&logs);
     }
     result
 }

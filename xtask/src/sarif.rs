@@ -53,6 +53,11 @@ pub fn write(logs: &Path, gates: &[GateReport], modes: &Modes) -> anyhow::Result
     crate::report::write_atomically(&logs.join("meshgate.sarif"), render(gates, modes)?.as_bytes())
 }
 
+/// Removes an earlier run's log, for a run that could not finish.
+pub fn remove(logs: &Path) {
+    let _ = std::fs::remove_file(logs.join("meshgate.sarif"));
+}
+
 fn descriptor(rule: Rule) -> sarif::ReportingDescriptor {
     let level = match rule.default_severity() {
         crate::finding::Severity::Error => "error",

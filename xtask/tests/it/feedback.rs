@@ -162,6 +162,15 @@ fn a_violation_gives_a_valid_sarif_log_and_a_junit_failure() {
         other => panic!("{other:?}"),
     }
     assert_eq!(junit.test_suites[1].skipped, 1, "the health gate does not run with --static");
+
+    // A run that cannot finish leaves neither file behind for an upload to take as its own.
+    let mut toml = std::fs::read_to_string(&config).unwrap();
+    toml.push_str("\n[policy.unknown]\n");
+    std::fs::write(&config, toml).unwrap();
+    let output = xtask_with_env(&["gates", "--static", "--config", config.to_str().unwrap()], &[]);
+    assert_eq!(output.status.code(), Some(2), "{}", stderr(&output));
+    assert!(!sarif_path.exists());
+    assert!(!dir.join("logs/junit.xml").exists());
 }
 
 #[test]
