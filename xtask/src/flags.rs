@@ -40,6 +40,23 @@ pub enum Command {
     /// Time the static network gate on generated meshes, next to `docker compose config`.
     #[command(after_help = BENCH_EXIT_CODES)]
     Bench(BenchFlags),
+    /// The git pre-commit hook: the static gates on what is staged.
+    Hooks {
+        #[command(subcommand)]
+        action: HooksAction,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum HooksAction {
+    /// Write `pre-commit` into git's hooks folder (`core.hooksPath` if set).
+    Install {
+        /// Replace a pre-commit hook that is not meshgate's (kept as `pre-commit.local`).
+        #[arg(long)]
+        force: bool,
+    },
+    /// What the hook runs: `gates --static` on the staged content, not the working tree.
+    Run,
 }
 
 #[derive(Debug, Subcommand)]
@@ -61,6 +78,8 @@ pub enum GithubAction {
 pub enum BenchTarget {
     Network,
     Health,
+    /// The pre-commit hook's time to verdict (median of `--runs`).
+    Hook,
 }
 
 const BENCH_EXIT_CODES: &str = "Exit codes:
@@ -70,8 +89,8 @@ const BENCH_EXIT_CODES: &str = "Exit codes:
 
 #[derive(Debug, Clone, Args)]
 pub struct BenchFlags {
-    /// What to time: the static network gate on generated meshes, or the health gate on the
-    /// repository's mesh against `docker compose up --wait` and `down`.
+    /// What to time: the static network gate on generated meshes, the health gate on the
+    /// repository's mesh against `docker compose up --wait` and `down`, or the pre-commit hook.
     #[arg(value_enum, default_value_t = BenchTarget::Network)]
     pub target: BenchTarget,
     /// Mesh sizes in services, comma-separated.

@@ -4,6 +4,7 @@
 //!
 //! Exit codes: 0 the gates pass (or pass per mode), 1 a gate failed, 2 the gates could not run.
 
+pub mod annotations;
 pub mod audit;
 pub mod bench;
 pub mod compose;
@@ -16,13 +17,16 @@ pub mod finding;
 pub mod flags;
 pub mod gates;
 pub mod github;
+pub mod hooks;
 pub mod images;
 pub mod infer;
+pub mod junit;
 pub mod location;
 pub mod metrics;
 pub mod pipeline;
 pub mod process;
 pub mod report;
+pub mod sarif;
 pub mod teardown;
 pub mod term;
 pub mod tools;
@@ -53,6 +57,9 @@ pub fn main() -> ExitCode {
         Ok(code) => ExitCode::from(code),
         Err(error) => {
             term::error(&format!("{error:#}"));
+            if annotations::on_github_actions() {
+                annotations::emit_error(&format!("{error:#}"));
+            }
             ExitCode::from(2)
         }
     }
@@ -154,6 +161,14 @@ fn try_main(flags: flags::Xtask) -> anyhow::Result<u8> {
         Command::Github { action: flags::GithubAction::Post { report_dir, config } } => {
             let config = load_config(&root, config)?;
             github::artifact::post(&absolute(report_dir), &config)
+        }
+        Command::Hooks { action } => {
+            // The repository the command is run in, which need not be this xtask's.
+            let cwd = std::env::current_dir().context("failed to read the current folder")?;
+            match action {
+                flags::HooksAction::Install { force } => hooks::install(&cwd, force),
+                flags::HooksAction::Run => hooks::run(&cwd),
+            }
         }
         Command::Bench(bench) => {
             if bench.target == flags::BenchTarget::Health {

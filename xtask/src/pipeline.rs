@@ -78,6 +78,9 @@ pub fn run(sh: &xshell::Shell, root: &Path, options: &Options) -> anyhow::Result
         if let Err(write_error) = report::write_error(&logs, &report) {
             term::warn(&format!("{write_error:#}"));
         }
+        // Nor is an earlier run's SARIF or JUnit file uploaded as this one's.
+        crate::sarif::remove(&logs);
+        crate::junit::remove(&logs);
         // Never left pending: a run that could not finish says so on every context, also
         // when it stopped before reading the `[github]` settings (a broken meshgate.toml).
         if matches!(github, crate::github::Session::Off) {
@@ -295,6 +298,8 @@ fn run_gates(
     let (verdict, exit_code) = (report.verdict, report.exit_code);
     report.gates = reports;
     report::write_all(logs, &report, root)?;
+    crate::sarif::write(logs, &report.gates, &modes)?;
+    crate::junit::write(logs, &report.gates, &modes)?;
     metrics.record_gates(&report.gates);
     metrics.project = report.project.clone();
     if let Some(engine) = &report.engine {
@@ -319,6 +324,7 @@ fn run_gates(
         &verdict_text,
         &report.gates,
         remember,
+        &modes,
     )?;
     if let crate::github::Session::On(connected) = github {
         connected.post_final(&report);
@@ -329,6 +335,10 @@ fn run_gates(
         term::block(&report::render_matrix(&gate.matrix));
     }
     term::block(&report::render_table(&report.gates, &modes));
+    // Workflow commands on stdout would corrupt the JSON there.
+    if crate::annotations::on_github_actions() && !options.json {
+        crate::annotations::emit(&report.gates, &modes);
+    }
     if options.json {
         term::stdout(
             &serde_json::to_string_pretty(&report).context("failed to encode the report")?,
@@ -457,6 +467,7 @@ fn write_metrics(
     verdict: &str,
     gates: &[GateReport],
     remember_runs: usize,
+    modes: &crate::verdict::Modes,
 ) -> anyhow::Result<(String, Vec<Vec<String>>)> {
     let json = serde_json::to_vec_pretty(metrics).context("failed to encode the metrics")?;
     report::write_atomically(&logs.join("metrics.json"), &json)?;
@@ -483,7 +494,9 @@ fn write_metrics(
         None => Vec::new(),
     };
     let comparisons = metrics::compare(metrics, previous, &policy.tolerance);
-    let summary = metrics::summary_markdown(verdict, gates, metrics, previous, &comparisons);
+    let mut summary = metrics::summary_markdown(verdict, gates, metrics, previous, &comparisons);
+    summary.push_str(&crate::annotations::findings_markdown(gates, modes));
+    let summary = crate::annotations::cap_summary(summary, crate::annotations::SUMMARY_LIMIT);
     report::write_atomically(&logs.join("summary.md"), summary.as_bytes())?;
     let regressions: Vec<&str> =
         comparisons.iter().filter(|c| c.regressed).map(|c| c.key.as_str()).collect();

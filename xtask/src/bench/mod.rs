@@ -59,6 +59,9 @@ pub fn run(sh: &xshell::Shell, root: &Path, flags: &BenchFlags) -> anyhow::Resul
     if flags.target == BenchTarget::Health {
         return health::run(sh, root, flags.runs);
     }
+    if flags.target == BenchTarget::Hook {
+        return crate::hooks::bench(root, flags.runs);
+    }
     let compose = if flags.no_compose { None } else { Some(tools::ensure_compose(root)?) };
     let measurements = match &flags.out {
         Some(out) => {

@@ -4,6 +4,7 @@
 //! - `enforcement`: modes, exceptions and the emergency override through the command line.
 //! - `github`: the GitHub feedback loop against `fake_github`, a local server that follows
 //!   GitHub's published REST description.
+//! - `feedback`: annotations, job summary, SARIF and JUnit; the workflow linters; the hook.
 //! - `fixtures`: the network contracts gate on every mesh of `tests/fixtures/network/`.
 //! - `hygiene_fixtures`: the artifact hygiene gate on every project of `tests/fixtures/hygiene/`.
 //! - `hygiene`: hygiene cases, the external corpus, the public linters, the running mesh.
@@ -13,6 +14,7 @@
 mod cases;
 mod enforcement;
 mod fake_github;
+mod feedback;
 mod fixtures;
 mod github;
 mod hygiene;
