@@ -156,9 +156,25 @@ pub struct Author {
 }
 
 impl Author {
+    /// The author of `commit`, from git.
+    pub fn of_commit(sh: &xshell::Shell, commit: &str) -> anyhow::Result<Author> {
+        let text = xshell::cmd!(sh, "git log -1 --format=%an%n%ae {commit}")
+            .quiet()
+            .read()
+            .with_context(|| format!("failed to read the author of {commit}"))?;
+        let (name, email) = text.split_once('\n').unwrap_or((text.as_str(), ""));
+        Ok(Author { name: name.trim().to_owned(), email: email.trim().to_owned() })
+    }
+
+    /// Whether `who` names this author: by name, by email, or as `Name <email>`.
     pub fn is(&self, who: &str) -> bool {
         let who = who.trim();
-        who.eq_ignore_ascii_case(&self.name) || who.eq_ignore_ascii_case(&self.email)
+        let (name, email) = match who.rsplit_once('<') {
+            Some((name, email)) => (name.trim(), email.trim_end_matches('>').trim()),
+            None => (who, who),
+        };
+        let same = |a: &str, b: &str| !a.is_empty() && a.eq_ignore_ascii_case(b);
+        [name, email, who].iter().any(|part| same(part, &self.name) || same(part, &self.email))
     }
 }
 
@@ -182,12 +198,55 @@ pub fn check_approval(
         author.email
     );
     anyhow::ensure!(
-        !expiry.is_zero() && expiry <= max_expiry,
+        !expiry.is_zero(),
+        "an override must last a while: give `--expires`, such as 2h"
+    );
+    anyhow::ensure!(
+        expiry <= max_expiry,
         "an override may last at most {} (`override.max_expiry`), not {}",
         humantime::format_duration(max_expiry),
         humantime::format_duration(expiry)
     );
     Ok(())
+}
+
+/// Re-checks a local grant read back from the log when a run is about to use it: anyone can
+/// append to the log and recompute the chain, so nothing in the entry is taken on trust. Only
+/// local grants count (one from GitHub is used in the run that read it from the API), and
+/// they are never verified; the approver must not be the commit's author, and the expiry must
+/// lie within `max_expiry` of both the grant and now.
+pub fn recheck_local(
+    mut grant: Grant,
+    author: &Author,
+    max_expiry: Duration,
+    now: SystemTime,
+) -> Result<Grant, String> {
+    if grant.source != "local" {
+        return Err(format!(
+            "the log holds a `{}` grant for {}: only the API decides those, so it is not used",
+            grant.source, grant.commit
+        ));
+    }
+    grant.verified = false;
+    if author.is(&grant.approver) {
+        return Err(format!(
+            "self-approval refused: `{}` wrote {} ({} <{}>)",
+            grant.approver, grant.commit, author.name, author.email
+        ));
+    }
+    let expires = humantime::parse_rfc3339(&grant.expires_at)
+        .map_err(|_| format!("the override for {} has an unreadable expiry", grant.commit))?;
+    let granted = humantime::parse_rfc3339(&grant.at).unwrap_or(now);
+    let too_long = |from: SystemTime| expires.duration_since(from).is_ok_and(|d| d > max_expiry);
+    if too_long(granted) || too_long(now) {
+        return Err(format!(
+            "the override for {} runs until {}, beyond `override.max_expiry` ({})",
+            grant.commit,
+            grant.expires_at,
+            humantime::format_duration(max_expiry)
+        ));
+    }
+    Ok(grant)
 }
 
 /// The latest grant for exactly `commit`, if it is still live at `now`; otherwise why not.
@@ -280,10 +339,37 @@ mod tests {
             .to_string();
         assert!(error.contains("self-approval refused"), "{error}");
         assert!(check_approval(&author, "alice", "outage", hours(4), hours(24)).is_err());
+        for spelled in
+            ["Alice <alice@example.com>", "Bob <ALICE@example.com>", "alice <bob@example.com>"]
+        {
+            assert!(
+                check_approval(&author, spelled, "outage", hours(4), hours(24)).is_err(),
+                "{spelled}"
+            );
+        }
+        assert!(
+            check_approval(&author, "Bob <bob@example.com>", "outage", hours(4), hours(24)).is_ok()
+        );
         assert!(check_approval(&author, "bob", " ", hours(4), hours(24)).is_err());
         let error =
             check_approval(&author, "bob", "outage", hours(48), hours(24)).unwrap_err().to_string();
         assert!(error.contains("at most 1day"), "{error}");
+    }
+
+    #[test]
+    fn grants_read_back_from_the_log_are_checked_again() {
+        let author = Author { name: "Alice".into(), email: "alice@example.com".into() };
+        let now = humantime::parse_rfc3339("2026-12-04T12:00:00Z").unwrap();
+        let day = Duration::from_secs(86_400);
+        let Event::Grant(grant) = grant("aaaa", "2026-12-04T14:00:00Z") else { unreachable!() };
+        let ok = recheck_local(grant.clone(), &author, day, now).unwrap();
+        assert!(!ok.verified);
+        let forged = Grant { source: "github".into(), verified: true, ..grant.clone() };
+        assert!(recheck_local(forged, &author, day, now).unwrap_err().contains("only the API"));
+        let own = Grant { approver: "Alice <alice@example.com>".into(), ..grant.clone() };
+        assert!(recheck_local(own, &author, day, now).unwrap_err().contains("self-approval"));
+        let long = Grant { expires_at: "2036-01-01T00:00:00Z".into(), ..grant };
+        assert!(recheck_local(long, &author, day, now).unwrap_err().contains("max_expiry"));
     }
 
     #[test]

@@ -106,12 +106,7 @@ fn record_override(
         .quiet()
         .read()
         .with_context(|| format!("`{}` is not a commit of this repository", flags.commit))?;
-    let author = xshell::cmd!(sh, "git log -1 --format=%an%n%ae {commit}")
-        .quiet()
-        .read()
-        .context("failed to read the commit's author")?;
-    let (name, email) = author.split_once('\n').unwrap_or((author.as_str(), ""));
-    let author = audit::Author { name: name.to_owned(), email: email.to_owned() };
+    let author = audit::Author::of_commit(sh, &commit)?;
     let expiry = flags.expires.map_or(policy.default_expiry, Into::into);
     audit::check_approval(&author, &flags.approver, &flags.reason, expiry, policy.max_expiry)?;
     let now = std::time::SystemTime::now();
@@ -195,6 +190,11 @@ fn try_main(flags: flags::Xtask) -> anyhow::Result<u8> {
                         Some(log) => absolute(log),
                         None => load_config(&root, config)?.emergency.audit_log,
                     };
+                    anyhow::ensure!(
+                        log.is_file(),
+                        "no audit log at {}: nothing was overridden with this configuration, or the path is wrong",
+                        log.display()
+                    );
                     return match audit::verify(&log) {
                         Ok(verified) => {
                             term::status(

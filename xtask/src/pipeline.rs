@@ -78,6 +78,12 @@ pub fn run(sh: &xshell::Shell, root: &Path, options: &Options) -> anyhow::Result
         if let Err(write_error) = report::write_error(&logs, &report) {
             term::warn(&format!("{write_error:#}"));
         }
+        // `--json` promises the report on stdout, this one too.
+        if options.json
+            && let Ok(json) = serde_json::to_string_pretty(&report)
+        {
+            term::stdout(&json);
+        }
         // Nor is an earlier run's SARIF or JUnit file uploaded as this one's.
         crate::sarif::remove(&logs);
         crate::junit::remove(&logs);
@@ -279,7 +285,16 @@ fn run_gates(
             }
             _ => None,
         };
-        match use_override(&mesh.config, &report.revision, &reports, &modes, remote) {
+        let head = report.revision.trim_end_matches("-dirty");
+        let author = crate::audit::Author::of_commit(sh, head).ok();
+        match use_override(
+            &mesh.config,
+            &report.revision,
+            &reports,
+            &modes,
+            remote,
+            author.as_ref(),
+        ) {
             Ok((used, head)) => {
                 term::warn(&used.describe());
                 report.verdict = report::Verdict::Overridden;
@@ -291,6 +306,10 @@ fn run_gates(
                 );
                 report.emergency = Some(used);
                 report.audit_head = Some(head);
+            }
+            // Said whenever an override was asked for, so a refused one is never silent.
+            Err(reason) if mesh.config.emergency.audit_log.exists() => {
+                term::note(&format!("no emergency override: {reason}"));
             }
             Err(reason) => term::verbose(&format!("no emergency override: {reason}")),
         }
@@ -311,7 +330,7 @@ fn run_gates(
     metrics.step("total", started_at.elapsed().unwrap_or_default());
     let verdict_text = match (&report.emergency, verdict) {
         (Some(used), _) => used.describe(),
-        (None, report::Verdict::Failed) => format!("failed: {}", report.description),
+        (None, report::Verdict::Failed) => report.description.clone(),
         (None, _) => report.description.clone(),
     };
     let github_policy = &mesh.config.github;
@@ -360,11 +379,23 @@ fn run_gates(
     Ok(exit_code)
 }
 
-/// Who runs the gates, for the audit log: the Actions actor, else the login.
+/// Who runs the gates, for the audit log: the Actions actor, else the login, else git's
+/// configured user.
 pub fn operator() -> String {
     ["GITHUB_ACTOR", "USER", "LOGNAME"]
         .iter()
         .find_map(|name| std::env::var(name).ok().filter(|value| !value.is_empty()))
+        .or_else(|| {
+            let sh = xshell::Shell::new().ok()?;
+            let name =
+                xshell::cmd!(sh, "git config user.name").quiet().ignore_stderr().read().ok()?;
+            let email = xshell::cmd!(sh, "git config user.email")
+                .quiet()
+                .ignore_stderr()
+                .read()
+                .unwrap_or_default();
+            Some(format!("{name} <{email}> (git config)"))
+        })
         .unwrap_or_else(|| "unknown".into())
 }
 
@@ -376,6 +407,7 @@ fn use_override(
     reports: &[GateReport],
     modes: &crate::verdict::Modes,
     remote: Option<Result<crate::audit::Grant, String>>,
+    author: Option<&crate::audit::Author>,
 ) -> Result<(report::OverrideUsed, String), String> {
     let log = &config.emergency.audit_log;
     let now = SystemTime::now();
@@ -402,7 +434,9 @@ fn use_override(
                 term::error(&format!("{error:#}"));
                 "the audit log is broken, so no override in it is trusted".to_owned()
             })?;
-            crate::audit::live_grant(&verified.events, revision, now)?
+            let grant = crate::audit::live_grant(&verified.events, revision, now)?;
+            let author = author.ok_or("the commit's author could not be read")?;
+            crate::audit::recheck_local(grant, author, config.emergency.max_expiry, now)?
         }
     };
     let revision = grant.commit.clone();

@@ -227,3 +227,82 @@ fn overrides_are_refused_for_the_author_beyond_the_maximum_and_for_another_commi
     let output = xtask(&["gates", "--static", "--config", config]);
     assert_eq!(output.status.code(), Some(1), "{}", stderr(&output));
 }
+
+#[test]
+fn grants_written_into_the_log_by_hand_are_checked_again_when_used() {
+    let dir = violated("override-forged");
+    let config = dir.join("meshgate.toml");
+    let config = config.to_str().unwrap();
+    let author = git(&["log", "-1", "--format=%an <%ae>"]);
+    let head = git(&["rev-parse", "HEAD"]);
+
+    // The author spelled as `Name <email>` is still the author.
+    let output = xtask(&[
+        "gates",
+        "override",
+        "--config",
+        config,
+        "--reason",
+        "outage",
+        "--approver",
+        &author,
+    ]);
+    assert_eq!(output.status.code(), Some(2), "{}", stderr(&output));
+    assert!(stderr(&output).contains("self-approval refused"), "{}", stderr(&output));
+
+    // Entries appended by hand with a valid chain: a "verified" GitHub grant, a self-approval,
+    // a grant for ten years. None of them may bypass the verdict.
+    let log = dir.join(".meshgate/audit.jsonl");
+    let now = std::time::SystemTime::now();
+    let grant = |source: &str, approver: &str, hours: u64| {
+        xtask::audit::Event::Grant(xtask::audit::Grant {
+            commit: head.clone(),
+            reason: "forged".into(),
+            approver: approver.into(),
+            author: author.clone(),
+            expires_at: xtask::audit::rfc3339(now + std::time::Duration::from_secs(hours * 3600)),
+            source: source.into(),
+            verified: true,
+            granted_by: approver.into(),
+            at: xtask::audit::rfc3339(now),
+        })
+    };
+    for forged in [
+        grant("github", "trusted-maintainer", 2),
+        grant("local", &author, 2),
+        grant("local", "bob", 87_600),
+    ] {
+        std::fs::remove_file(&log).ok();
+        xtask::audit::append(&log, &forged).unwrap();
+        let output = xtask(&["gates", "--static", "--config", config]);
+        assert_eq!(output.status.code(), Some(1), "{}", stderr(&output));
+        assert!(
+            stderr(&output).contains("no emergency override:"),
+            "said why: {}",
+            stderr(&output)
+        );
+    }
+
+    // A log that is not there is no proof of anything.
+    std::fs::remove_file(&log).ok();
+    let output = xtask(&["gates", "audit", "verify", "--config", config]);
+    assert_eq!(output.status.code(), Some(2), "{}", stderr(&output));
+    assert!(stderr(&output).contains("no audit log at"), "{}", stderr(&output));
+}
+
+#[test]
+fn json_output_holds_the_error_report_when_the_run_cannot_finish() {
+    let dir = violated("json-error");
+    std::fs::write(dir.join("meshgate.toml"), "[mesh]\nfrobnicate = 1\n").unwrap();
+    let output = xtask(&[
+        "gates",
+        "--static",
+        "--json",
+        "--config",
+        dir.join("meshgate.toml").to_str().unwrap(),
+    ]);
+    assert_eq!(output.status.code(), Some(2));
+    let report: serde_json::Value = serde_json::from_slice(&output.stdout).expect("JSON on stdout");
+    assert_eq!(report["verdict"], "error");
+    assert_eq!(report["exit_code"], 2);
+}
