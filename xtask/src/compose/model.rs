@@ -351,10 +351,112 @@ pub(super) fn build(
         );
     }
 
+    if errors.is_empty() {
+        check_references(&project, &root, &cx, &mut errors);
+    }
     if !errors.is_empty() {
         return Err(InputErrors(errors).into());
     }
     Ok(project)
+}
+
+/// What Compose itself refuses in a project whose parts each read well: an empty file, a
+/// service on a network the file does not define, `networks` together with `network_mode`,
+/// a dependency on a service that does not exist, and dependency cycles.
+fn check_references(project: &Project, root: &Node, cx: &Cx<'_>, errors: &mut Vec<InputError>) {
+    if root.as_map().is_none_or(|entries| entries.is_empty()) {
+        errors.push(cx.error(
+            root.pos,
+            "the Compose file is empty",
+            "define the mesh's `services:` in it, or name the right file in `mesh.compose_files`",
+        ));
+        return;
+    }
+    for service in project.services.values() {
+        for network in service.networks.iter().filter(|n| !n.implicit) {
+            if network.name != "default" && !project.networks.contains_key(&network.name) {
+                errors.push(InputError::new(
+                    network.location.clone(),
+                    format!(
+                        "service `{}` joins network `{}`, which the file does not define",
+                        service.name, network.name
+                    ),
+                    format!(
+                        "define `{}` under the top-level `networks:`, or fix the name",
+                        network.name
+                    ),
+                ));
+            }
+        }
+        if let Some((mode, location)) = &service.network_mode
+            && service.networks.iter().any(|n| !n.implicit)
+        {
+            errors.push(InputError::new(
+                location.clone(),
+                format!(
+                    "service `{}` sets both `network_mode: {mode}` and `networks`",
+                    service.name
+                ),
+                "keep one of them: Compose refuses a service with both",
+            ));
+        }
+        for dependency in service.depends_on.iter().filter(|d| d.required && !d.implicit) {
+            if !project.services.contains_key(&dependency.service) {
+                errors.push(InputError::new(
+                    dependency.location.clone(),
+                    format!(
+                        "service `{}` depends on `{}`, which the file does not define",
+                        service.name, dependency.service
+                    ),
+                    "fix the name, or remove the dependency",
+                ));
+            }
+        }
+    }
+    if let Some(cycle) = dependency_cycle(project) {
+        let first = &project.services[&cycle[0]];
+        let location = first
+            .depends_on
+            .iter()
+            .find(|d| d.service == cycle[1])
+            .map_or_else(|| first.location.clone(), |d| d.location.clone());
+        errors.push(InputError::new(
+            location,
+            format!("dependency cycle: {}", cycle.join(" → ")),
+            "remove one `depends_on` of the cycle; Compose cannot start any of these services",
+        ));
+    }
+}
+
+/// A cycle of `depends_on` (implicit ones included), as the services around it.
+fn dependency_cycle(project: &Project) -> Option<Vec<String>> {
+    fn visit<'a>(
+        project: &'a Project,
+        name: &'a str,
+        path: &mut Vec<&'a str>,
+        done: &mut std::collections::BTreeSet<&'a str>,
+    ) -> Option<Vec<String>> {
+        if let Some(start) = path.iter().position(|n| *n == name) {
+            let mut cycle: Vec<String> = path[start..].iter().map(|n| (*n).to_owned()).collect();
+            cycle.push(name.to_owned());
+            return Some(cycle);
+        }
+        if !done.insert(name) {
+            return None;
+        }
+        path.push(name);
+        for dependency in
+            project.services.get(name).map(|s| s.depends_on.as_slice()).unwrap_or_default()
+        {
+            if let Some(cycle) = visit(project, &dependency.service, path, done) {
+                return Some(cycle);
+            }
+        }
+        path.pop();
+        None
+    }
+    let mut done = std::collections::BTreeSet::new();
+    project.services.keys().find_map(|name| visit(project, name, &mut Vec::new(), &mut done))
 }
 
 struct Cx<'a> {

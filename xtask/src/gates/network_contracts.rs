@@ -68,14 +68,18 @@ fn service_networks(service: &Service) -> BTreeSet<&str> {
 }
 
 /// The networks a service's traffic uses: its own, or those of the service whose namespace
-/// it joins (`network_mode: service:x`, followed through chains). `None` when that cannot be
-/// judged from the file: the host's stack, another container, or no network at all.
+/// it joins (`network_mode: service:x`, followed through chains); none of the project's with
+/// `network_mode: none` or `bridge`. `None` when that cannot be judged from the file: the
+/// host's stack or another container's namespace.
 fn effective_networks<'a>(project: &'a Project, service: &'a Service) -> Option<BTreeSet<&'a str>> {
     let mut current = service;
     for _ in 0..=project.services.len() {
         let Some((mode, _)) = &current.network_mode else {
             return Some(service_networks(current));
         };
+        if matches!(mode.as_str(), "none" | "bridge") {
+            return Some(BTreeSet::new());
+        }
         current = project.services.get(mode.strip_prefix("service:")?)?;
     }
     None
@@ -111,10 +115,30 @@ fn check_networks(
             );
         }
     }
-    if service.network_mode.is_some() {
-        return;
-    }
     let declared: BTreeSet<&str> = contract.networks.iter().map(String::as_str).collect();
+    match &service.network_mode {
+        // Namespace sharing and the host's stack are judged on their own.
+        Some((mode, _)) if !matches!(mode.as_str(), "none" | "bridge") => return,
+        // No network of the project at all: every network the contract lists is missing.
+        Some((mode, location)) => {
+            for missing in declared.iter().filter(|n| mesh.project.networks.contains_key(**n)) {
+                findings.push(
+                    Finding::new(
+                        Rule::NetworkMismatch,
+                        location.clone(),
+                        format!(
+                            "`{}` uses `network_mode: {mode}`, so it is not attached to network `{missing}`, which its contract lists",
+                            service.name
+                        ),
+                        format!("remove `network_mode: {mode}` and attach the service to `{missing}`, or remove `{missing}` from the contract"),
+                    )
+                    .service(&service.name),
+                );
+            }
+            return;
+        }
+        None => {}
+    }
     let attached = service_networks(service);
     for extra in attached.difference(&declared) {
         let location = service

@@ -296,10 +296,19 @@ fn c07_published_port_on_an_internal_only_network_is_the_one_finding() {
 fn external_corpus_loads_without_error() {
     let files = corpus_yaml_files();
     assert!(files.len() >= 10, "{files:?}");
-    for file in files {
+    // An override file (opentelemetry-demo's compose.tests.yaml) is no project on its own:
+    // Compose refuses it alone too, as its services depend on the base file's. It loads with
+    // the files it goes with.
+    let overrides: Vec<PathBuf> = corpus_sets()
+        .into_iter()
+        .filter(|(_, files)| files.len() > 1)
+        .flat_map(|(_, files)| files.into_iter().skip(1))
+        .collect();
+    for file in files.iter().filter(|file| !overrides.contains(file)) {
         let result = load(&LoadOptions { files: vec![file.clone()], ..LoadOptions::default() });
         assert!(result.is_ok(), "{}: {:#}", file.display(), result.unwrap_err());
     }
+    assert!(overrides.iter().all(|file| files.contains(file)), "{overrides:?}");
     // The files that go together load together.
     for (name, files) in corpus_sets() {
         let result = load(&LoadOptions::with_process_env(files, Vec::new()));
