@@ -171,8 +171,44 @@ struct ServiceHealthRaw {
 #[serde(deny_unknown_fields)]
 struct CoverageRaw {
     mode: Option<Mode>,
-    lines: Option<f64>,
+    /// The line coverage every package must reach, in percent, unless its crate overrides it.
+    lines: Option<Spanned<f64>>,
+    /// The region coverage every package must reach; regions are shown but not judged when absent.
+    regions: Option<Spanned<f64>>,
+    /// Source files left out of the figures: globs relative to the workspace root.
+    #[serde(default)]
+    exclude: Vec<Spanned<String>>,
+    /// Workspace packages neither tested nor reported (tooling); `["xtask", "meshgate-probe"]`.
+    exclude_packages: Option<Vec<Spanned<String>>>,
+    /// Fail when a package's line coverage falls more than this many points below its last
+    /// recorded figure; no ratchet when absent.
+    ratchet: Option<Spanned<f64>>,
+    /// Instrument doctests too; needs a nightly toolchain with llvm-tools.
+    #[serde(default)]
+    doctests: bool,
 }
+
+/// `[gates.coverage]`, checked.
+#[derive(Clone, Debug)]
+pub struct CoveragePolicy {
+    pub lines: f64,
+    /// Where `lines` is written (meshgate.toml itself when it is the default).
+    pub lines_location: Location,
+    pub regions: Option<f64>,
+    pub regions_location: Location,
+    /// The exclude globs as written, and compiled.
+    pub exclude: Vec<String>,
+    pub exclude_set: globset::GlobSet,
+    /// Package names, each with where it is written.
+    pub exclude_packages: Vec<(String, Location)>,
+    /// Allowed drop below the last recorded line figure, in percentage points, and where
+    /// it is written.
+    pub ratchet: Option<(f64, Location)>,
+    pub doctests: bool,
+}
+
+/// The packages the coverage gate leaves out unless configured: the gates' own tooling.
+pub const COVERAGE_EXCLUDED_PACKAGES: [&str; 2] = ["xtask", "meshgate-probe"];
 
 /// A network of the mesh and what it is for.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -205,7 +241,7 @@ pub struct Config {
     /// The budget of one runtime connect probe.
     pub probe_timeout: Duration,
     pub service_health_timeouts: BTreeMap<String, Duration>,
-    pub coverage_lines: f64,
+    pub coverage: CoveragePolicy,
     pub metrics: MetricsPolicy,
 }
 
@@ -351,14 +387,7 @@ fn validate(raw: Raw, file: &Path, text: &str, root: &Path) -> anyhow::Result<Co
         }
     }
 
-    let coverage_lines = raw.gates.coverage.lines.unwrap_or(80.0);
-    if !(0.0..=100.0).contains(&coverage_lines) {
-        errors.push(InputError::new(
-            Location::file(file),
-            format!("`gates.coverage.lines` is {coverage_lines}, outside 0 to 100"),
-            "give a percentage such as 80",
-        ));
-    }
+    let coverage = validate_coverage(&raw.gates.coverage, file, &at, &mut errors);
 
     let mut tolerance = crate::metrics::Tolerance::default();
     if let Some(relative) = &raw.metrics.tolerance {
@@ -431,9 +460,75 @@ fn validate(raw: Raw, file: &Path, text: &str, root: &Path) -> anyhow::Result<Co
         health_timeout,
         probe_timeout,
         service_health_timeouts,
-        coverage_lines,
+        coverage,
         metrics,
     })
+}
+
+fn validate_coverage(
+    raw: &CoverageRaw,
+    file: &Path,
+    at: &dyn Fn(std::ops::Range<usize>) -> Location,
+    errors: &mut Vec<InputError>,
+) -> CoveragePolicy {
+    let mut percentage = |key: &str, value: &Option<Spanned<f64>>| {
+        let value = value.as_ref()?;
+        if !(0.0..=100.0).contains(value.get_ref()) {
+            errors.push(InputError::new(
+                at(value.span()),
+                format!("`gates.coverage.{key}` is {}, outside 0 to 100", value.get_ref()),
+                "give a percentage such as 80",
+            ));
+        }
+        Some((*value.get_ref(), at(value.span())))
+    };
+    let lines = percentage("lines", &raw.lines);
+    let regions = percentage("regions", &raw.regions);
+    let ratchet = raw.ratchet.as_ref().map(|ratchet| {
+        if !(0.0..=100.0).contains(ratchet.get_ref()) {
+            errors.push(InputError::new(
+                at(ratchet.span()),
+                format!(
+                    "`gates.coverage.ratchet` is {}, not a number of points",
+                    ratchet.get_ref()
+                ),
+                "give the drop in percentage points that fails the gate, such as 0.5",
+            ));
+        }
+        (*ratchet.get_ref(), at(ratchet.span()))
+    });
+    let mut globs = globset::GlobSetBuilder::new();
+    for pattern in &raw.exclude {
+        match globset::GlobBuilder::new(pattern.get_ref()).literal_separator(true).build() {
+            Ok(glob) => {
+                globs.add(glob);
+            }
+            Err(error) => errors.push(InputError::new(
+                at(pattern.span()),
+                format!("`gates.coverage.exclude` entry {:?} is not a glob: {error}", pattern.get_ref()),
+                "write a glob relative to the workspace root, such as \"services/*/src/generated/**\"",
+            )),
+        }
+    }
+    let exclude_set = globs.build().unwrap_or_else(|_| globset::GlobSet::empty());
+    let exclude_packages = match &raw.exclude_packages {
+        Some(names) => names.iter().map(|name| (name.get_ref().clone(), at(name.span()))).collect(),
+        None => COVERAGE_EXCLUDED_PACKAGES
+            .iter()
+            .map(|name| ((*name).to_owned(), Location::file(file)))
+            .collect(),
+    };
+    CoveragePolicy {
+        lines: lines.as_ref().map_or(80.0, |(value, _)| *value),
+        lines_location: lines.map_or_else(|| Location::file(file), |(_, location)| location),
+        regions: regions.as_ref().map(|(value, _)| *value),
+        regions_location: regions.map_or_else(|| Location::file(file), |(_, location)| location),
+        exclude: raw.exclude.iter().map(|pattern| pattern.get_ref().clone()).collect(),
+        exclude_set,
+        exclude_packages,
+        ratchet,
+        doctests: raw.doctests,
+    }
 }
 
 #[cfg(test)]

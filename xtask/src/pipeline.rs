@@ -11,7 +11,9 @@ use anyhow::Context as _;
 use crate::config::{self, Mode};
 use crate::discover::{self, Mesh};
 use crate::docker;
-use crate::gates::{Gate, GateReport, network_contracts, network_runtime, service_health};
+use crate::gates::{
+    Gate, GateReport, coverage, network_contracts, network_runtime, service_health,
+};
 use crate::metrics::{self, Metrics, ServiceMetrics};
 use crate::report::{self, Report};
 use crate::teardown::{self, Teardown, TeardownGuard};
@@ -156,11 +158,12 @@ fn run_gates(
     if selected(Gate::NetworkContracts) {
         reports.insert(0, network);
     }
-    for gate in [Gate::ArtifactHygiene, Gate::Coverage] {
-        if selected(gate) {
-            // FIXME: artifact hygiene and coverage are not implemented yet; they report skipped.
-            reports.push(GateReport::skipped(gate, "not available yet"));
-        }
+    if selected(Gate::ArtifactHygiene) {
+        // FIXME: artifact hygiene is not implemented yet; it reports skipped.
+        reports.push(GateReport::skipped(Gate::ArtifactHygiene, "not available yet"));
+    }
+    if selected(Gate::Coverage) {
+        reports.push(run_coverage(root, logs, &mesh, options, &mut metrics)?);
     }
 
     teardown::ensure_not_interrupted()?;
@@ -190,6 +193,9 @@ fn run_gates(
     for gate in report.gates.iter().filter(|gate| !gate.matrix.is_empty()) {
         term::block(&report::render_matrix(&gate.matrix));
     }
+    for summary in report.gates.iter().filter_map(|gate| gate.coverage.as_ref()) {
+        term::block(&coverage::render_table(summary));
+    }
     term::block(&report::render_table(&report.gates));
     if options.json {
         term::stdout(
@@ -207,6 +213,28 @@ fn run_gates(
         &format!("{summary}; report at {}", logs.join("report.json").display()),
     );
     Ok(exit_code)
+}
+
+/// The coverage gate, unless the run is `--static` (the pre-commit path runs no tests).
+fn run_coverage(
+    root: &Path,
+    logs: &Path,
+    mesh: &Mesh,
+    options: &Options,
+    metrics: &mut Metrics,
+) -> anyhow::Result<GateReport> {
+    if options.static_only {
+        return Ok(GateReport::skipped(Gate::Coverage, "not run with --static"));
+    }
+    teardown::ensure_not_interrupted()?;
+    let clock = Instant::now();
+    let report = coverage::run(root, logs, mesh)?;
+    metrics.step("coverage", clock.elapsed());
+    if let Some(summary) = &report.coverage {
+        metrics.coverage = coverage::metrics_of(summary);
+        metrics.tools.insert("cargo-llvm-cov".into(), summary.tool.clone());
+    }
+    Ok(report)
 }
 
 /// Which gates ran and how: a run's figures compare only with runs of the same kind.

@@ -1,5 +1,6 @@
 //! The four gates and what each one reports.
 
+pub mod coverage;
 pub mod network_contracts;
 pub mod network_runtime;
 pub mod service_health;
@@ -69,6 +70,9 @@ pub struct GateReport {
     /// The network contracts gate's connection matrix: source × target → expected, observed.
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub matrix: Vec<network_runtime::Cell>,
+    /// The coverage gate's per-service figures.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub coverage: Option<Box<coverage::Summary>>,
 }
 
 fn serialize_millis<S: serde::Serializer>(
@@ -88,7 +92,16 @@ impl GateReport {
     ) -> GateReport {
         let failed = findings.iter().any(|finding| finding.severity == Severity::Error);
         let status = if failed { Status::Failed } else { Status::Passed };
-        GateReport { gate, status, findings, duration, detail, scope: None, matrix: Vec::new() }
+        GateReport {
+            gate,
+            status,
+            findings,
+            duration,
+            detail,
+            scope: None,
+            matrix: Vec::new(),
+            coverage: None,
+        }
     }
 
     pub fn not_computed(gate: Gate, reason: impl Into<String>, duration: Duration) -> GateReport {
@@ -100,6 +113,7 @@ impl GateReport {
             detail: Vec::new(),
             scope: None,
             matrix: Vec::new(),
+            coverage: None,
         }
     }
 
@@ -112,6 +126,7 @@ impl GateReport {
             detail: Vec::new(),
             scope: None,
             matrix: Vec::new(),
+            coverage: None,
         }
     }
 }
