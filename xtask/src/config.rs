@@ -595,6 +595,44 @@ mod tests {
     }
 
     #[test]
+    fn coverage_settings_keep_their_lines_and_default_to_the_tooling_excluded() {
+        let config = parse_text("").unwrap();
+        assert_eq!(config.coverage.lines, 80.0);
+        assert_eq!(config.coverage.regions, None);
+        assert_eq!(config.coverage.ratchet, None);
+        let excluded: Vec<&str> =
+            config.coverage.exclude_packages.iter().map(|(name, _)| name.as_str()).collect();
+        assert_eq!(excluded, ["xtask", "meshgate-probe"]);
+
+        let config = parse_text(
+            "[gates.coverage]\nlines = 85\nregions = 70.5\nratchet = 0.5\n\
+             exclude = [\"**/generated/**\"]\nexclude_packages = [\"xtask\"]\n",
+        )
+        .unwrap();
+        let coverage = &config.coverage;
+        assert_eq!((coverage.lines, coverage.lines_location.line), (85.0, 2));
+        assert_eq!((coverage.regions, coverage.regions_location.line), (Some(70.5), 3));
+        assert_eq!(
+            coverage.ratchet.as_ref().map(|(points, at)| (*points, at.line)),
+            Some((0.5, 4))
+        );
+        assert!(coverage.exclude_set.is_match("services/a/src/generated/x.rs"));
+        assert!(!coverage.exclude_set.is_match("services/a/src/x.rs"));
+        assert_eq!(coverage.exclude_packages[0].1.line, 6);
+    }
+
+    #[test]
+    fn bad_coverage_settings_are_errors_with_their_line() {
+        let error = parse_text("[gates.coverage]\nlines = 180\n").unwrap_err().to_string();
+        assert!(error.contains("meshgate.toml:2") && error.contains("outside 0 to 100"), "{error}");
+        let error = parse_text("[gates.coverage]\n\nexclude = [\"src/[x\"]\n").unwrap_err();
+        let error = error.to_string();
+        assert!(error.contains("meshgate.toml:3") && error.contains("not a glob"), "{error}");
+        let error = parse_text("[gates.coverage]\nline = 80\n").unwrap_err().to_string();
+        assert!(error.contains("meshgate.toml:2") && error.contains("line"), "{error}");
+    }
+
+    #[test]
     fn per_gate_modes_override_the_mesh_mode() {
         let config =
             parse_text("[mesh]\nmode = \"warning\"\n[gates.coverage]\nmode = \"monitoring\"\n")

@@ -209,9 +209,12 @@ pub fn run(root: &Path, logs: &Path, mesh: &Mesh) -> anyhow::Result<GateReport> 
     let mut rows = Vec::new();
     let mut findings = Vec::new();
     for (package, totals) in &attribution.packages {
-        let previous =
-            |name: &str| history.as_ref().and_then(|history| last_lines_percent(history, name));
-        let (row, mut row_findings) = judge(mesh, package, *totals, previous);
+        let (service, thresholds) = thresholds(mesh, package);
+        let name = service.as_deref().unwrap_or(package);
+        let previous = history.as_ref().and_then(|history| last_lines_percent(history, name));
+        let ratchet = policy.ratchet.as_ref();
+        let (row, mut row_findings) =
+            judge(package, service.clone(), &thresholds, ratchet, *totals, previous);
         rows.push(row);
         findings.append(&mut row_findings);
     }
@@ -569,14 +572,14 @@ fn thresholds(mesh: &Mesh, package: &str) -> (Option<String>, Thresholds) {
 
 /// One package's row and findings.
 fn judge(
-    mesh: &Mesh,
     package: &str,
+    service: Option<String>,
+    thresholds: &Thresholds,
+    ratchet: Option<&(f64, Location)>,
     totals: Totals,
-    previous: impl Fn(&str) -> Option<f64>,
+    previous_lines: Option<f64>,
 ) -> (Row, Vec<Finding>) {
-    let (service, thresholds) = thresholds(mesh, package);
     let name = service.clone().unwrap_or_else(|| package.to_owned());
-    let previous_lines = previous(&name);
     let mut findings = Vec::new();
     let mut verdict = Verdict::Passed;
     let finding = |rule, location: &Location, message: String, remedy: String, key: &str| {
@@ -644,7 +647,7 @@ fn judge(
             "regions below threshold",
         ));
     }
-    if let (Some((tolerance, at)), Some(before)) = (&mesh.config.coverage.ratchet, previous_lines)
+    if let (Some((tolerance, at)), Some(before)) = (ratchet, previous_lines)
         && lines < before - tolerance
     {
         if verdict == Verdict::Passed {
@@ -759,4 +762,233 @@ pub fn render_table(summary: &Summary) -> String {
         }
     }
     text.trim_end().to_owned()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// What llvm-profdata 22 printed, merging with `--failure-mode=all`, for a profile cut
+    /// after 200 bytes, a profile whose header names raw format 5, and a good one.
+    const MERGE_DEGRADED: &str = "\
+warning: /t/llvm-cov-target/wt6-1-2_0.profraw: raw profile version mismatch: Profile uses raw profile format version = 5; expected version = 10
+PLEASE update this tool to version in the raw profile, or regenerate raw profile with expected version.
+warning: /t/llvm-cov-target/wt6-3-4_0.profraw: invalid instrumentation profile data (file header is corrupt)
+";
+
+    fn totals(lines: (u64, u64), regions: (u64, u64)) -> Totals {
+        Totals {
+            lines_covered: lines.0,
+            lines: lines.1,
+            regions_covered: regions.0,
+            regions: regions.1,
+        }
+    }
+
+    fn thresholds(lines: f64, regions: Option<f64>) -> Thresholds {
+        Thresholds {
+            lines: (lines, Location::line("services/orders/Cargo.toml", 27)),
+            regions: regions.map(|regions| (regions, Location::line("meshgate.toml", 30))),
+        }
+    }
+
+    fn rules(findings: &[Finding]) -> Vec<&str> {
+        findings.iter().map(|finding| finding.rule.id()).collect()
+    }
+
+    #[test]
+    fn skipped_profiles_are_listed_with_their_cause() {
+        let merge = read_merge_messages(MERGE_DEGRADED);
+        assert_eq!(merge.no_data, None, "the good profile was merged");
+        assert_eq!(merge.skipped.len(), 2);
+        assert_eq!(merge.skipped[1].file, "/t/llvm-cov-target/wt6-3-4_0.profraw");
+        assert_eq!(
+            merge.skipped[1].cause,
+            "invalid instrumentation profile data (file header is corrupt)"
+        );
+        assert!(is_version_mismatch(&merge.skipped[0].cause));
+        assert!(!is_version_mismatch(&merge.skipped[1].cause));
+    }
+
+    fn llvm() -> toolchain::LlvmTools {
+        toolchain::LlvmTools {
+            source: "rustup component llvm-tools".into(),
+            version: "22.1.2".into(),
+            rustc_llvm: "22.1.2".into(),
+        }
+    }
+
+    #[test]
+    fn no_readable_profile_is_no_data_never_zero_percent() {
+        let command = ProcessBuilder::new("cargo-llvm-cov").arg("llvm-cov");
+        let log = Path::new("logs/coverage/cargo-llvm-cov.log");
+
+        // Every profile truncated: the merge fails, and the error lists each with its cause.
+        let stderr = "warning: /t/a.profraw: invalid instrumentation profile data (file header is corrupt)\nerror: no profile can be merged\n";
+        let merge = read_merge_messages(stderr);
+        let error = run_error(&command, stderr, &merge, &llvm(), log).to_string();
+        assert!(error.starts_with("no coverage data: no profile can be merged"), "{error}");
+        assert!(error.contains("/t/a.profraw: invalid instrumentation profile data"), "{error}");
+        assert!(error.contains("no test process was killed"), "{error}");
+
+        // Another profile version: the error names both LLVM versions and the fix.
+        let stderr = format!("{MERGE_DEGRADED}error: no profile can be merged\n");
+        let merge = read_merge_messages(&stderr);
+        let error = run_error(&command, &stderr, &merge, &llvm(), log).to_string();
+        assert!(error.contains("raw profile version mismatch"), "{error}");
+        assert!(error.contains("llvm-tools LLVM 22.1.2, rustc LLVM 22.1.2"), "{error}");
+        assert!(error.contains("cargo llvm-cov clean --workspace"), "{error}");
+
+        // No profile at all.
+        let stderr = "error: not found *.profraw files in /t/llvm-cov-target; this may occur if target directory is accidentally cleared\n";
+        let merge = read_merge_messages(stderr);
+        let error = run_error(&command, stderr, &merge, &llvm(), log).to_string();
+        assert!(error.starts_with("no coverage data: not found *.profraw files"), "{error}");
+    }
+
+    #[test]
+    fn another_failure_shows_the_command_and_the_end_of_its_output() {
+        let command = ProcessBuilder::new("cargo-llvm-cov").args(["llvm-cov", "--workspace"]);
+        let stderr = "   Compiling orders\nerror[E0425]: cannot find value `x`\n";
+        let merge = read_merge_messages(stderr);
+        let error = run_error(&command, stderr, &merge, &llvm(), Path::new("x.log")).to_string();
+        assert!(error.contains("`cargo-llvm-cov llvm-cov --workspace` failed"), "{error}");
+        assert!(error.contains("cannot find value `x`"), "{error}");
+        assert!(error.contains("(whole output: x.log)"), "{error}");
+    }
+
+    #[test]
+    fn a_failing_test_is_a_finding_on_its_package() {
+        let scope = Scope {
+            workspace: PathBuf::from("/w"),
+            target_dir: PathBuf::from("/w/target"),
+            packages: vec![PackageDir {
+                name: "orders".into(),
+                manifest_dir: PathBuf::from("/w/services/orders"),
+            }],
+            counted: vec!["orders".into()],
+            excluded: Vec::new(),
+        };
+        let stderr = "test result: FAILED. 2 passed; 1 failed\nerror: test failed, to rerun pass `-p orders --test http`\n";
+        let findings = failed_tests(stderr, &scope, Path::new("x.log"));
+        assert_eq!(rules(&findings), ["coverage/tests-failed"]);
+        assert_eq!(findings[0].location.file, Path::new("/w/services/orders/Cargo.toml"));
+        assert!(findings[0].remedy.contains("cargo test -p orders --test http"));
+    }
+
+    #[test]
+    fn below_the_threshold_fails_at_the_line_of_the_threshold_that_applies() {
+        let (row, findings) = judge(
+            "orders",
+            Some("orders".into()),
+            &thresholds(90.0, None),
+            None,
+            totals((44, 68), (71, 120)),
+            None,
+        );
+        assert_eq!(row.verdict, Verdict::BelowThreshold);
+        assert_eq!(rules(&findings), ["coverage/below-threshold"]);
+        let finding = &findings[0];
+        assert_eq!(finding.service.as_deref(), Some("orders"));
+        assert_eq!(finding.location, Location::line("services/orders/Cargo.toml", 27));
+        assert!(finding.message.contains("64.7 % line coverage (44 of 68 lines)"), "{finding:?}");
+        assert!(finding.message.contains("threshold of 90 %"), "{finding:?}");
+
+        // At the threshold exactly is a pass; regions are judged only when configured.
+        let (row, findings) =
+            judge("orders", None, &thresholds(50.0, None), None, totals((1, 2), (0, 9)), None);
+        assert_eq!((row.verdict, findings.len()), (Verdict::Passed, 0));
+        let (_, findings) = judge(
+            "orders",
+            None,
+            &thresholds(50.0, Some(10.0)),
+            None,
+            totals((1, 2), (0, 9)),
+            None,
+        );
+        assert_eq!(findings[0].location, Location::line("meshgate.toml", 30));
+        assert!(findings[0].message.contains("0.0 % region coverage"), "{:?}", findings[0]);
+    }
+
+    #[test]
+    fn the_ratchet_fails_a_drop_beyond_its_tolerance_only() {
+        let ratchet = (1.0, Location::line("meshgate.toml", 31));
+        let judge_at = |covered, previous| {
+            judge(
+                "ledger",
+                Some("ledger".into()),
+                &thresholds(80.0, None),
+                Some(&ratchet),
+                totals((covered, 100), (1, 1)),
+                previous,
+            )
+        };
+        let (row, findings) = judge_at(90, Some(92.0));
+        assert_eq!((row.verdict, rules(&findings)), (Verdict::Dropped, vec!["coverage/dropped"]));
+        assert_eq!(findings[0].location, ratchet.1);
+        assert!(findings[0].message.contains("from 92.0 % to 90.0 %"), "{:?}", findings[0]);
+        assert!(judge_at(91, Some(92.0)).1.is_empty(), "one point is within the tolerance");
+        assert!(judge_at(90, None).1.is_empty(), "nothing recorded yet");
+        assert_eq!(judge_at(90, Some(92.0)).0.previous_lines_percent, Some(92.0));
+    }
+
+    #[test]
+    fn a_package_without_data_is_an_error_not_a_figure() {
+        let (row, findings) =
+            judge("meshkit", None, &thresholds(80.0, None), None, Totals::default(), Some(90.0));
+        assert_eq!(row.verdict, Verdict::NoData);
+        assert_eq!(row.lines_percent, None);
+        assert_eq!(rules(&findings), ["coverage/no-data"]);
+        assert!(findings[0].message.contains("not 0 %"), "{:?}", findings[0]);
+        let summary = Summary {
+            tool: "cargo-llvm-cov 0.9.1".into(),
+            llvm_tools: "LLVM 22.1.2".into(),
+            doctests: "not instrumented (rustc 1.95.0)".into(),
+            skipped_profiles: Vec::new(),
+            excluded_packages: vec!["xtask".into()],
+            export: PathBuf::from("export.json"),
+            rows: vec![row],
+        };
+        assert!(metrics_of(&summary).is_empty(), "no figure is recorded for missing data");
+        let table = render_table(&summary);
+        assert!(table.contains("meshkit (library)") && table.contains("NO DATA"), "{table}");
+        assert!(table.contains("doctests: not instrumented"), "{table}");
+    }
+
+    #[test]
+    fn the_table_shows_figures_thresholds_and_the_change() {
+        let (row, _) = judge(
+            "orders",
+            Some("orders".into()),
+            &thresholds(80.0, Some(70.0)),
+            None,
+            totals((64, 68), (101, 116)),
+            Some(64.7),
+        );
+        let summary = Summary {
+            tool: "cargo-llvm-cov 0.9.1".into(),
+            llvm_tools: "LLVM 22.1.2".into(),
+            doctests: "not instrumented".into(),
+            skipped_profiles: read_merge_messages(MERGE_DEGRADED).skipped,
+            excluded_packages: Vec::new(),
+            export: PathBuf::from("export.json"),
+            rows: vec![row],
+        };
+        let table = render_table(&summary);
+        for expected in [
+            "94.1 % (64/68)",
+            "87.1 %",
+            "lines ≥ 80, regions ≥ 70",
+            "+29.4",
+            "ok",
+            "degraded: 2 profile(s) skipped",
+            "file header is corrupt",
+        ] {
+            assert!(table.contains(expected), "{expected}: {table}");
+        }
+        let json = serde_json::to_value(&summary).unwrap();
+        assert_eq!(json["rows"][0]["lines_covered"], 64);
+        assert_eq!(json["rows"][0]["verdict"], "passed");
+        assert_eq!(metrics_of(&summary)["orders"].regions_percent.map(f64::round), Some(87.0));
+    }
 }
