@@ -186,6 +186,24 @@ struct CoverageRaw {
     /// Instrument doctests too; needs a nightly toolchain with llvm-tools.
     #[serde(default)]
     doctests: bool,
+    /// Per-service thresholds set by the mesh's policy, overriding the crates' own.
+    #[serde(default)]
+    services: BTreeMap<String, Spanned<ServiceCoverageRaw>>,
+}
+
+#[derive(Clone, Copy, Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct ServiceCoverageRaw {
+    lines: Option<f64>,
+    regions: Option<f64>,
+}
+
+/// Thresholds meshgate.toml sets for one service.
+#[derive(Clone, Debug)]
+pub struct ServiceCoverage {
+    pub lines: Option<f64>,
+    pub regions: Option<f64>,
+    pub location: Location,
 }
 
 /// `[gates.coverage]`, checked.
@@ -205,6 +223,8 @@ pub struct CoveragePolicy {
     /// it is written.
     pub ratchet: Option<(f64, Location)>,
     pub doctests: bool,
+    /// `[gates.coverage.services.<service>]`, by service (or library package) name.
+    pub services: BTreeMap<String, ServiceCoverage>,
 }
 
 /// The packages the coverage gate leaves out unless configured: the gates' own tooling.
@@ -511,6 +531,23 @@ fn validate_coverage(
         }
     }
     let exclude_set = globs.build().unwrap_or_else(|_| globset::GlobSet::empty());
+    let mut services = BTreeMap::new();
+    for (name, settings) in &raw.services {
+        let location = at(settings.span());
+        for threshold in
+            [settings.get_ref().lines, settings.get_ref().regions].into_iter().flatten()
+        {
+            if !(0.0..=100.0).contains(&threshold) {
+                errors.push(InputError::new(
+                    location.clone(),
+                    format!("coverage threshold {threshold} of `{name}` is outside 0 to 100"),
+                    "give a percentage such as 80",
+                ));
+            }
+        }
+        let ServiceCoverageRaw { lines, regions } = *settings.get_ref();
+        services.insert(name.clone(), ServiceCoverage { lines, regions, location });
+    }
     let exclude_packages = match &raw.exclude_packages {
         Some(names) => names.iter().map(|name| (name.get_ref().clone(), at(name.span()))).collect(),
         None => COVERAGE_EXCLUDED_PACKAGES
@@ -528,6 +565,7 @@ fn validate_coverage(
         exclude_packages,
         ratchet,
         doctests: raw.doctests,
+        services,
     }
 }
 

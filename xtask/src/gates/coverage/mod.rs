@@ -146,6 +146,7 @@ pub fn run(root: &Path, logs: &Path, mesh: &Mesh) -> anyhow::Result<GateReport> 
     let policy = &mesh.config.coverage;
     let workspace = mesh.config.workspace.clone().unwrap_or_else(|| mesh.root.clone());
     let scope = read_scope(&workspace, mesh)?;
+    check_service_names(mesh, &scope)?;
     let doctests = check_doctests(&workspace, policy.doctests)?;
     let llvm = toolchain::ensure_llvm_tools(&workspace)?;
     let tool = toolchain::ensure_cargo_llvm_cov(root)?;
@@ -341,6 +342,35 @@ fn read_scope(workspace: &Path, mesh: &Mesh) -> anyhow::Result<Scope> {
         counted,
         excluded,
     })
+}
+
+/// Every `[gates.coverage.services.<name>]` must name a measured service or library.
+fn check_service_names(mesh: &Mesh, scope: &Scope) -> anyhow::Result<()> {
+    let names: Vec<String> = scope
+        .counted
+        .iter()
+        .map(|package| {
+            mesh.contracts
+                .values()
+                .find(|contract| contract.package.as_ref().is_some_and(|p| p.name == *package))
+                .map_or_else(|| package.clone(), |contract| contract.service.clone())
+        })
+        .collect();
+    let unknown: Vec<InputError> = mesh
+        .config
+        .coverage
+        .services
+        .iter()
+        .filter(|(name, _)| !names.contains(name))
+        .map(|(name, settings)| {
+            InputError::new(
+                settings.location.clone(),
+                format!("`gates.coverage.services.{name}` names no measured service or library"),
+                format!("use one of: {}", names.join(", ")),
+            )
+        })
+        .collect();
+    if unknown.is_empty() { Ok(()) } else { Err(InputErrors(unknown).into()) }
 }
 
 /// Doctests need `--doctests` on a nightly toolchain; on stable they are left out and the
@@ -567,7 +597,17 @@ fn thresholds(mesh: &Mesh, package: &str) -> (Option<String>, Thresholds) {
             thresholds.regions = Some((regions, at));
         }
     }
-    (contract.map(|contract| contract.service.clone()), thresholds)
+    let service = contract.map(|contract| contract.service.clone());
+    // The mesh's policy for the service has the last word.
+    if let Some(settings) = policy.services.get(service.as_deref().unwrap_or(package)) {
+        if let Some(lines) = settings.lines {
+            thresholds.lines = (lines, settings.location.clone());
+        }
+        if let Some(regions) = settings.regions {
+            thresholds.regions = Some((regions, settings.location.clone()));
+        }
+    }
+    (service, thresholds)
 }
 
 /// One package's row and findings.
