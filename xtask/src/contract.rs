@@ -285,3 +285,35 @@ pub fn load_crate_contracts(root: &Path) -> anyhow::Result<Vec<Contract>> {
     }
     Ok(contracts)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn contract_of(text: &str) -> Result<Contract, Vec<InputError>> {
+        let raw: ContractRaw = toml::from_str(text).unwrap();
+        let file = Path::new("services/orders/Cargo.toml");
+        Contract::from_raw(
+            "orders".into(),
+            raw,
+            Location::line(file, 1),
+            file,
+            &LineIndex::new(text),
+        )
+    }
+
+    #[test]
+    fn coverage_overrides_keep_their_line() {
+        let contract =
+            contract_of("service = \"orders\"\n\ncoverage = { lines = 90, regions = 75 }\n")
+                .unwrap();
+        assert_eq!((contract.coverage_lines, contract.coverage_regions), (Some(90.0), Some(75.0)));
+        assert_eq!(
+            contract.coverage_location,
+            Some(Location::line("services/orders/Cargo.toml", 3))
+        );
+        let errors = contract_of("coverage = { regions = 101 }\n").unwrap_err();
+        assert!(errors[0].message.contains("101 is outside 0 to 100"), "{errors:?}");
+        assert_eq!(errors[0].location.line, 1);
+    }
+}

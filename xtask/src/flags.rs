@@ -32,7 +32,8 @@ pub enum Command {
         #[arg(long)]
         infer_contracts: bool,
     },
-    /// Time the static network gate on generated meshes, next to `docker compose config`.
+    /// Time a gate next to the tool it builds on (network: `docker compose config`, health:
+    /// `compose up --wait`, coverage: a bare `cargo llvm-cov`).
     #[command(after_help = BENCH_EXIT_CODES)]
     Bench(BenchFlags),
 }
@@ -42,6 +43,7 @@ pub enum Command {
 pub enum BenchTarget {
     Network,
     Health,
+    Coverage,
 }
 
 const BENCH_EXIT_CODES: &str = "Exit codes:
@@ -51,8 +53,9 @@ const BENCH_EXIT_CODES: &str = "Exit codes:
 
 #[derive(Debug, Clone, Args)]
 pub struct BenchFlags {
-    /// What to time: the static network gate on generated meshes, or the health gate on the
-    /// repository's mesh against `docker compose up --wait` and `down`.
+    /// What to time: the static network gate on generated meshes, the health gate on the
+    /// repository's mesh against `docker compose up --wait` and `down`, or the coverage gate
+    /// against a bare `cargo llvm-cov --workspace --json`.
     #[arg(value_enum, default_value_t = BenchTarget::Network)]
     pub target: BenchTarget,
     /// Mesh sizes in services, comma-separated.

@@ -9,6 +9,7 @@
 //! the same once and reports its high-water mark (`VmHWM`), so one size's allocations do not
 //! hide another's.
 
+pub mod coverage;
 pub mod generate;
 pub mod health;
 
@@ -58,6 +59,9 @@ pub fn run(sh: &xshell::Shell, root: &Path, flags: &BenchFlags) -> anyhow::Resul
     }
     if flags.target == BenchTarget::Health {
         return health::run(sh, root, flags.runs);
+    }
+    if flags.target == BenchTarget::Coverage {
+        return coverage::run(root, flags.runs);
     }
     let compose = if flags.no_compose { None } else { Some(tools::ensure_compose(root)?) };
     let measurements = match &flags.out {

@@ -419,22 +419,20 @@ fn llvm_cov_command(program: &Path, scope: &Scope, doctests: bool) -> ProcessBui
         .env("CARGO_LLVM_COV_SETUP", "no")
 }
 
-/// The bare `cargo llvm-cov` run the benchmark compares the gate with: the same scope and
-/// export, nothing else.
-pub fn bare_command(
-    program: &Path,
-    workspace: &Path,
-    excluded: &[String],
-    out: &Path,
-) -> ProcessBuilder {
-    let mut command = ProcessBuilder::new(program).args(["llvm-cov", "--workspace"]).dir(workspace);
-    for package in excluded {
+/// The bare `cargo llvm-cov` run the benchmark compares the gate with: the same workspace,
+/// the same packages excluded, the same export into `out`, nothing else.
+pub fn bare_command(program: &Path, mesh: &Mesh, out: &Path) -> anyhow::Result<ProcessBuilder> {
+    let workspace = mesh.config.workspace.clone().unwrap_or_else(|| mesh.root.clone());
+    let scope = read_scope(&workspace, mesh)?;
+    let mut command =
+        ProcessBuilder::new(program).args(["llvm-cov", "--workspace"]).dir(&workspace);
+    for package in &scope.excluded {
         command = command.args(["--exclude", package]);
     }
-    command
+    Ok(command
         .args(["--locked", "--json", "--summary-only", "--output-path"])
         .arg(out)
-        .env("CARGO_TERM_COLOR", "never")
+        .env("CARGO_TERM_COLOR", "never"))
 }
 
 /// Serialises instrumented runs of one workspace: they share the profile folder, and each
