@@ -47,7 +47,8 @@ pub enum BenchTarget {
 }
 
 const BENCH_EXIT_CODES: &str = "Exit codes:
-  0    the targets are met (500 services: under 1 s and 100 MiB), or 500 was not measured
+  0    the targets are met (network, 500 services: under 1 s and 100 MiB, or 500 was not
+       measured; health: median ratio ≤ 1.10; coverage: median ratio ≤ 1.05)
   1    a target is missed
   2    the benchmark could not run (a generated mesh has findings, Compose rejects it, …)";
 
