@@ -232,7 +232,8 @@ fn run_coverage(
     metrics.step("coverage", clock.elapsed());
     if let Some(summary) = &report.coverage {
         metrics.coverage = coverage::metrics_of(summary);
-        metrics.tools.insert("cargo-llvm-cov".into(), summary.tool.clone());
+        let version = summary.tool.trim_start_matches("cargo-llvm-cov ");
+        metrics.tools.insert("cargo-llvm-cov".into(), version.to_owned());
     }
     Ok(report)
 }
