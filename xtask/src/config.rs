@@ -189,6 +189,20 @@ struct CoverageRaw {
     /// Per-service thresholds set by the mesh's policy, overriding the crates' own.
     #[serde(default)]
     services: BTreeMap<String, Spanned<ServiceCoverageRaw>>,
+    /// Whether profiles skipped at the merge (a degraded run) warn or fail the gate.
+    #[serde(default)]
+    skipped_profiles: SkippedProfiles,
+}
+
+/// What a degraded coverage run (profiles skipped at the merge) means for the gate.
+#[derive(Clone, Copy, Debug, Default, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "lowercase")]
+pub enum SkippedProfiles {
+    /// A warning: the figures come from the profiles that could be read.
+    #[default]
+    Warn,
+    /// An error: the gate fails.
+    Fail,
 }
 
 #[derive(Clone, Copy, Debug, Default, Deserialize)]
@@ -225,6 +239,7 @@ pub struct CoveragePolicy {
     pub doctests: bool,
     /// `[gates.coverage.services.<service>]`, by service (or library package) name.
     pub services: BTreeMap<String, ServiceCoverage>,
+    pub skipped_profiles: SkippedProfiles,
 }
 
 /// The packages the coverage gate leaves out unless configured: the gates' own tooling.
@@ -566,6 +581,7 @@ fn validate_coverage(
         ratchet,
         doctests: raw.doctests,
         services,
+        skipped_profiles: raw.skipped_profiles,
     }
 }
 
@@ -657,6 +673,9 @@ mod tests {
         assert!(coverage.exclude_set.is_match("services/a/src/generated/x.rs"));
         assert!(!coverage.exclude_set.is_match("services/a/src/x.rs"));
         assert_eq!(coverage.exclude_packages[0].1.line, 6);
+        assert_eq!(coverage.skipped_profiles, SkippedProfiles::Warn);
+        let config = parse_text("[gates.coverage]\nskipped_profiles = \"fail\"\n").unwrap();
+        assert_eq!(config.coverage.skipped_profiles, SkippedProfiles::Fail);
     }
 
     #[test]
@@ -666,6 +685,9 @@ mod tests {
         let error = parse_text("[gates.coverage]\n\nexclude = [\"src/[x\"]\n").unwrap_err();
         let error = error.to_string();
         assert!(error.contains("meshgate.toml:3") && error.contains("not a glob"), "{error}");
+        let error =
+            parse_text("[gates.coverage]\nskipped_profiles = \"maybe\"\n").unwrap_err().to_string();
+        assert!(error.contains("meshgate.toml:2") && error.contains("maybe"), "{error}");
         let error = parse_text("[gates.coverage]\nline = 80\n").unwrap_err().to_string();
         assert!(error.contains("meshgate.toml:2") && error.contains("line"), "{error}");
     }

@@ -16,8 +16,13 @@
 //! nightly toolchain (`gates.coverage.doctests`); otherwise the report says they are not.
 //!
 //! Profiles that cannot be merged (a truncated file, another profile version) are skipped,
-//! listed with their cause, and make the run degraded (a warning); when none can be merged,
-//! or the run left none, there is no coverage data and the gate cannot run.
+//! listed with their cause, and make the run degraded (a warning, or an error with
+//! `gates.coverage.skipped_profiles = "fail"`); when none can be merged, or the run left
+//! none, there is no coverage data and the gate cannot run.
+//!
+//! FIXME: profiles are not attributed to the binaries that wrote them, so a service binary
+//! that a test started and then killed with SIGKILL shows as uncovered code rather than as
+//! "this binary left no profile".
 
 pub mod export;
 pub mod toolchain;
@@ -220,7 +225,11 @@ pub fn run(root: &Path, logs: &Path, mesh: &Mesh) -> anyhow::Result<GateReport> 
         findings.append(&mut row_findings);
     }
     if !merge.skipped.is_empty() {
-        findings.push(skipped_profiles_finding(mesh, &merge.skipped, &transcript));
+        let mut finding = skipped_profiles_finding(mesh, &merge.skipped, &transcript);
+        if policy.skipped_profiles == crate::config::SkippedProfiles::Fail {
+            finding.severity = crate::finding::Severity::Error;
+        }
+        findings.push(finding);
     }
 
     let summary = Summary {
