@@ -264,8 +264,79 @@ struct ServiceHealthRaw {
 #[serde(deny_unknown_fields)]
 struct CoverageRaw {
     mode: Option<Mode>,
-    lines: Option<f64>,
+    /// The line coverage every package must reach, in percent, unless its crate overrides it.
+    lines: Option<Spanned<f64>>,
+    /// The region coverage every package must reach; regions are shown but not judged when absent.
+    regions: Option<Spanned<f64>>,
+    /// Source files left out of the figures: globs relative to the workspace root.
+    #[serde(default)]
+    exclude: Vec<Spanned<String>>,
+    /// Workspace packages neither tested nor reported (tooling); `["xtask", "meshgate-probe"]`.
+    exclude_packages: Option<Vec<Spanned<String>>>,
+    /// Fail when a package's line coverage falls more than this many points below its last
+    /// recorded figure; no ratchet when absent.
+    ratchet: Option<Spanned<f64>>,
+    /// Instrument doctests too; needs a nightly toolchain with llvm-tools.
+    #[serde(default)]
+    doctests: bool,
+    /// Per-service thresholds set by the mesh's policy, overriding the crates' own.
+    #[serde(default)]
+    services: BTreeMap<String, Spanned<ServiceCoverageRaw>>,
+    /// Whether profiles skipped at the merge (a degraded run) warn or fail the gate.
+    #[serde(default)]
+    skipped_profiles: SkippedProfiles,
 }
+
+/// What a degraded coverage run (profiles skipped at the merge) means for the gate.
+#[derive(Clone, Copy, Debug, Default, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "lowercase")]
+pub enum SkippedProfiles {
+    /// A warning: the figures come from the profiles that could be read.
+    #[default]
+    Warn,
+    /// An error: the gate fails.
+    Fail,
+}
+
+#[derive(Clone, Copy, Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct ServiceCoverageRaw {
+    lines: Option<f64>,
+    regions: Option<f64>,
+}
+
+/// Thresholds meshgate.toml sets for one service.
+#[derive(Clone, Debug)]
+pub struct ServiceCoverage {
+    pub lines: Option<f64>,
+    pub regions: Option<f64>,
+    pub location: Location,
+}
+
+/// `[gates.coverage]`, checked.
+#[derive(Clone, Debug)]
+pub struct CoveragePolicy {
+    pub lines: f64,
+    /// Where `lines` is written (meshgate.toml itself when it is the default).
+    pub lines_location: Location,
+    pub regions: Option<f64>,
+    pub regions_location: Location,
+    /// The exclude globs as written, and compiled.
+    pub exclude: Vec<String>,
+    pub exclude_set: globset::GlobSet,
+    /// Package names, each with where it is written.
+    pub exclude_packages: Vec<(String, Location)>,
+    /// Allowed drop below the last recorded line figure, in percentage points, and where
+    /// it is written.
+    pub ratchet: Option<(f64, Location)>,
+    pub doctests: bool,
+    /// `[gates.coverage.services.<service>]`, by service (or library package) name.
+    pub services: BTreeMap<String, ServiceCoverage>,
+    pub skipped_profiles: SkippedProfiles,
+}
+
+/// The packages the coverage gate leaves out unless configured: the gates' own tooling.
+pub const COVERAGE_EXCLUDED_PACKAGES: [&str; 2] = ["xtask", "meshgate-probe"];
 
 /// A network of the mesh and what it is for.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -298,7 +369,7 @@ pub struct Config {
     /// The budget of one runtime connect probe.
     pub probe_timeout: Duration,
     pub service_health_timeouts: BTreeMap<String, Duration>,
-    pub coverage_lines: f64,
+    pub coverage: CoveragePolicy,
     pub metrics: MetricsPolicy,
     /// Modes set for single rules; they take precedence over their gate's mode.
     pub rule_modes: BTreeMap<crate::finding::Rule, Mode>,
@@ -646,14 +717,7 @@ fn validate(raw: Raw, file: &Path, text: &str, root: &Path) -> anyhow::Result<Co
         }
     }
 
-    let coverage_lines = raw.gates.coverage.lines.unwrap_or(80.0);
-    if !(0.0..=100.0).contains(&coverage_lines) {
-        errors.push(InputError::new(
-            Location::file(file),
-            format!("`gates.coverage.lines` is {coverage_lines}, outside 0 to 100"),
-            "give a percentage such as 80",
-        ));
-    }
+    let coverage = validate_coverage(&raw.gates.coverage, file, &at, &mut errors);
 
     let mut tolerance = crate::metrics::Tolerance::default();
     if let Some(relative) = &raw.metrics.tolerance {
@@ -779,7 +843,7 @@ fn validate(raw: Raw, file: &Path, text: &str, root: &Path) -> anyhow::Result<Co
         health_timeout,
         probe_timeout,
         service_health_timeouts,
-        coverage_lines,
+        coverage,
         metrics,
         rule_modes,
         require_approval: raw.mesh.require_approval,
@@ -846,6 +910,91 @@ fn validate_hygiene(
         service_budgets,
         max_tracked_binary,
         allow,
+    }
+}
+
+fn validate_coverage(
+    raw: &CoverageRaw,
+    file: &Path,
+    at: &dyn Fn(std::ops::Range<usize>) -> Location,
+    errors: &mut Vec<InputError>,
+) -> CoveragePolicy {
+    let mut percentage = |key: &str, value: &Option<Spanned<f64>>| {
+        let value = value.as_ref()?;
+        if !(0.0..=100.0).contains(value.get_ref()) {
+            errors.push(InputError::new(
+                at(value.span()),
+                format!("`gates.coverage.{key}` is {}, outside 0 to 100", value.get_ref()),
+                "give a percentage such as 80",
+            ));
+        }
+        Some((*value.get_ref(), at(value.span())))
+    };
+    let lines = percentage("lines", &raw.lines);
+    let regions = percentage("regions", &raw.regions);
+    let ratchet = raw.ratchet.as_ref().map(|ratchet| {
+        if !(0.0..=100.0).contains(ratchet.get_ref()) {
+            errors.push(InputError::new(
+                at(ratchet.span()),
+                format!(
+                    "`gates.coverage.ratchet` is {}, not a number of points",
+                    ratchet.get_ref()
+                ),
+                "give the drop in percentage points that fails the gate, such as 0.5",
+            ));
+        }
+        (*ratchet.get_ref(), at(ratchet.span()))
+    });
+    let mut globs = globset::GlobSetBuilder::new();
+    for pattern in &raw.exclude {
+        match globset::GlobBuilder::new(pattern.get_ref()).literal_separator(true).build() {
+            Ok(glob) => {
+                globs.add(glob);
+            }
+            Err(error) => errors.push(InputError::new(
+                at(pattern.span()),
+                format!("`gates.coverage.exclude` entry {:?} is not a glob: {error}", pattern.get_ref()),
+                "write a glob relative to the workspace root, such as \"services/*/src/generated/**\"",
+            )),
+        }
+    }
+    let exclude_set = globs.build().unwrap_or_else(|_| globset::GlobSet::empty());
+    let mut services = BTreeMap::new();
+    for (name, settings) in &raw.services {
+        let location = at(settings.span());
+        for threshold in
+            [settings.get_ref().lines, settings.get_ref().regions].into_iter().flatten()
+        {
+            if !(0.0..=100.0).contains(&threshold) {
+                errors.push(InputError::new(
+                    location.clone(),
+                    format!("coverage threshold {threshold} of `{name}` is outside 0 to 100"),
+                    "give a percentage such as 80",
+                ));
+            }
+        }
+        let ServiceCoverageRaw { lines, regions } = *settings.get_ref();
+        services.insert(name.clone(), ServiceCoverage { lines, regions, location });
+    }
+    let exclude_packages = match &raw.exclude_packages {
+        Some(names) => names.iter().map(|name| (name.get_ref().clone(), at(name.span()))).collect(),
+        None => COVERAGE_EXCLUDED_PACKAGES
+            .iter()
+            .map(|name| ((*name).to_owned(), Location::file(file)))
+            .collect(),
+    };
+    CoveragePolicy {
+        lines: lines.as_ref().map_or(80.0, |(value, _)| *value),
+        lines_location: lines.map_or_else(|| Location::file(file), |(_, location)| location),
+        regions: regions.as_ref().map(|(value, _)| *value),
+        regions_location: regions.map_or_else(|| Location::file(file), |(_, location)| location),
+        exclude: raw.exclude.iter().map(|pattern| pattern.get_ref().clone()).collect(),
+        exclude_set,
+        exclude_packages,
+        ratchet,
+        doctests: raw.doctests,
+        services,
+        skipped_profiles: raw.skipped_profiles,
     }
 }
 
@@ -949,6 +1098,50 @@ mod tests {
         let error = parse(&dir.join(FILE_NAME), "", &dir).unwrap_err().to_string();
         assert!(error.contains(":2") && error.contains("no rule id"), "{error}");
         std::fs::remove_dir_all(&dir).unwrap();
+    }
+
+    #[test]
+    fn coverage_settings_keep_their_lines_and_default_to_the_tooling_excluded() {
+        let config = parse_text("").unwrap();
+        assert_eq!(config.coverage.lines, 80.0);
+        assert_eq!(config.coverage.regions, None);
+        assert_eq!(config.coverage.ratchet, None);
+        let excluded: Vec<&str> =
+            config.coverage.exclude_packages.iter().map(|(name, _)| name.as_str()).collect();
+        assert_eq!(excluded, ["xtask", "meshgate-probe"]);
+
+        let config = parse_text(
+            "[gates.coverage]\nlines = 85\nregions = 70.5\nratchet = 0.5\n\
+             exclude = [\"**/generated/**\"]\nexclude_packages = [\"xtask\"]\n",
+        )
+        .unwrap();
+        let coverage = &config.coverage;
+        assert_eq!((coverage.lines, coverage.lines_location.line), (85.0, 2));
+        assert_eq!((coverage.regions, coverage.regions_location.line), (Some(70.5), 3));
+        assert_eq!(
+            coverage.ratchet.as_ref().map(|(points, at)| (*points, at.line)),
+            Some((0.5, 4))
+        );
+        assert!(coverage.exclude_set.is_match("services/a/src/generated/x.rs"));
+        assert!(!coverage.exclude_set.is_match("services/a/src/x.rs"));
+        assert_eq!(coverage.exclude_packages[0].1.line, 6);
+        assert_eq!(coverage.skipped_profiles, SkippedProfiles::Warn);
+        let config = parse_text("[gates.coverage]\nskipped_profiles = \"fail\"\n").unwrap();
+        assert_eq!(config.coverage.skipped_profiles, SkippedProfiles::Fail);
+    }
+
+    #[test]
+    fn bad_coverage_settings_are_errors_with_their_line() {
+        let error = parse_text("[gates.coverage]\nlines = 180\n").unwrap_err().to_string();
+        assert!(error.contains("meshgate.toml:2") && error.contains("outside 0 to 100"), "{error}");
+        let error = parse_text("[gates.coverage]\n\nexclude = [\"src/[x\"]\n").unwrap_err();
+        let error = error.to_string();
+        assert!(error.contains("meshgate.toml:3") && error.contains("not a glob"), "{error}");
+        let error =
+            parse_text("[gates.coverage]\nskipped_profiles = \"maybe\"\n").unwrap_err().to_string();
+        assert!(error.contains("meshgate.toml:2") && error.contains("maybe"), "{error}");
+        let error = parse_text("[gates.coverage]\nline = 80\n").unwrap_err().to_string();
+        assert!(error.contains("meshgate.toml:2") && error.contains("line"), "{error}");
     }
 
     #[test]

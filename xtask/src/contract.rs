@@ -37,13 +37,14 @@ pub struct ContractRaw {
     /// A declared `network_mode` (`service:<name>`), when the service shares a namespace.
     network_mode: Option<String>,
     /// Coverage thresholds overriding meshgate.toml's.
-    coverage: Option<CoverageRaw>,
+    coverage: Option<Spanned<CoverageRaw>>,
 }
 
 #[derive(Debug, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
 struct CoverageRaw {
     lines: Option<f64>,
+    regions: Option<f64>,
 }
 
 /// A port a service listens on.
@@ -88,6 +89,10 @@ pub struct Contract {
     pub readiness: Option<String>,
     pub network_mode: Option<String>,
     pub coverage_lines: Option<f64>,
+    pub coverage_regions: Option<f64>,
+    /// Where `coverage = { … }` is written, when it is.
+    #[serde(skip)]
+    pub coverage_location: Option<Location>,
     /// Where the contract is written.
     pub location: Location,
     pub package: Option<Package>,
@@ -159,13 +164,16 @@ impl Contract {
             }
         }
 
-        let coverage_lines = raw.coverage.and_then(|coverage| coverage.lines);
-        if let Some(lines) = coverage_lines.filter(|lines| !(0.0..=100.0).contains(lines)) {
-            errors.push(InputError::new(
-                location.clone(),
-                format!("coverage threshold {lines} is outside 0 to 100"),
-                "give a percentage such as `coverage = { lines = 80 }`",
-            ));
+        let coverage_location = raw.coverage.as_ref().map(|coverage| at(coverage.span()));
+        let coverage = raw.coverage.map(Spanned::into_inner).unwrap_or_default();
+        for threshold in [coverage.lines, coverage.regions].into_iter().flatten() {
+            if !(0.0..=100.0).contains(&threshold) {
+                errors.push(InputError::new(
+                    coverage_location.clone().unwrap_or_else(|| location.clone()),
+                    format!("coverage threshold {threshold} is outside 0 to 100"),
+                    "give a percentage such as `coverage = { lines = 80 }`",
+                ));
+            }
         }
         if let Some(path) = raw.readiness.as_deref().filter(|path| !path.starts_with('/')) {
             errors.push(InputError::new(
@@ -191,7 +199,9 @@ impl Contract {
             aliases: raw.aliases,
             readiness: raw.readiness,
             network_mode: raw.network_mode,
-            coverage_lines,
+            coverage_lines: coverage.lines,
+            coverage_regions: coverage.regions,
+            coverage_location,
             location,
             package: None,
             inferred: false,
@@ -274,4 +284,36 @@ pub fn load_crate_contracts(root: &Path) -> anyhow::Result<Vec<Contract>> {
         return Err(InputErrors(errors).into());
     }
     Ok(contracts)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn contract_of(text: &str) -> Result<Contract, Vec<InputError>> {
+        let raw: ContractRaw = toml::from_str(text).unwrap();
+        let file = Path::new("services/orders/Cargo.toml");
+        Contract::from_raw(
+            "orders".into(),
+            raw,
+            Location::line(file, 1),
+            file,
+            &LineIndex::new(text),
+        )
+    }
+
+    #[test]
+    fn coverage_overrides_keep_their_line() {
+        let contract =
+            contract_of("service = \"orders\"\n\ncoverage = { lines = 90, regions = 75 }\n")
+                .unwrap();
+        assert_eq!((contract.coverage_lines, contract.coverage_regions), (Some(90.0), Some(75.0)));
+        assert_eq!(
+            contract.coverage_location,
+            Some(Location::line("services/orders/Cargo.toml", 3))
+        );
+        let errors = contract_of("coverage = { regions = 101 }\n").unwrap_err();
+        assert!(errors[0].message.contains("101 is outside 0 to 100"), "{errors:?}");
+        assert_eq!(errors[0].location.line, 1);
+    }
 }

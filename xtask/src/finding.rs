@@ -169,6 +169,16 @@ rules! {
     LogNotJson = ("hygiene/log-not-json", Error),
     /// A container wrote log files into its own filesystem (engine diff).
     LogFileWritten = ("hygiene/log-file-written", Error),
+    /// A package's line or region coverage is below the threshold that applies to it.
+    CoverageBelowThreshold = ("coverage/below-threshold", Error),
+    /// A package's line coverage fell further below its last recorded figure than the ratchet allows.
+    CoverageDropped = ("coverage/dropped", Error),
+    /// A package of the coverage scope has no coverage data: none of its files is in the export.
+    CoverageNoData = ("coverage/no-data", Error),
+    /// A test of the instrumented run failed, so no coverage figure can be trusted.
+    CoverageTestsFailed = ("coverage/tests-failed", Error),
+    /// Some coverage profiles could not be merged: the figures come from the rest (a degraded run).
+    CoverageProfilesSkipped = ("coverage/profiles-skipped", Warning),
 }
 
 impl Rule {

@@ -37,7 +37,8 @@ pub enum Command {
         #[command(subcommand)]
         action: GithubAction,
     },
-    /// Time the static network gate on generated meshes, next to `docker compose config`.
+    /// Time a gate next to the tool it builds on (network: `docker compose config`, health:
+    /// `compose up --wait`, coverage: a bare `cargo llvm-cov`).
     #[command(after_help = BENCH_EXIT_CODES)]
     Bench(BenchFlags),
     /// The git pre-commit hook: the static gates on what is staged.
@@ -80,17 +81,20 @@ pub enum BenchTarget {
     Health,
     /// The pre-commit hook's time to verdict (median of `--runs`).
     Hook,
+    Coverage,
 }
 
 const BENCH_EXIT_CODES: &str = "Exit codes:
-  0    the targets are met (500 services: under 1 s and 100 MiB), or 500 was not measured
+  0    the targets are met (network, 500 services: under 1 s and 100 MiB, or 500 was not
+       measured; health: median ratio ≤ 1.10; coverage: median ratio ≤ 1.05)
   1    a target is missed
   2    the benchmark could not run (a generated mesh has findings, Compose rejects it, …)";
 
 #[derive(Debug, Clone, Args)]
 pub struct BenchFlags {
     /// What to time: the static network gate on generated meshes, the health gate on the
-    /// repository's mesh against `docker compose up --wait` and `down`, or the pre-commit hook.
+    /// repository's mesh against `docker compose up --wait` and `down`, the coverage gate
+    /// against a bare `cargo llvm-cov --workspace --json`, or the pre-commit hook.
     #[arg(value_enum, default_value_t = BenchTarget::Network)]
     pub target: BenchTarget,
     /// Mesh sizes in services, comma-separated.

@@ -82,6 +82,10 @@ pub fn build_binaries(mesh: &Mesh) -> anyhow::Result<PathBuf> {
     for variable in COVERAGE_ENV {
         command = command.env_remove(variable);
     }
+    // Any other `CARGO_LLVM_COV*` variable a newer cargo-llvm-cov may set.
+    for variable in crate::gates::coverage::instrumentation_env() {
+        command = command.env_remove(variable);
+    }
     for contract in mesh.crate_services() {
         if let Some(package) = &contract.package {
             command = command.args(["--package", &package.name, "--bin", &package.binary]);

@@ -70,6 +70,8 @@ pub fn infer_contracts(mesh: &mut Mesh) {
             readiness: None,
             network_mode: service.network_mode.as_ref().map(|(mode, _)| mode.clone()),
             coverage_lines: None,
+            coverage_regions: None,
+            coverage_location: None,
             location: service.location.clone(),
             package: None,
             inferred: true,

@@ -386,6 +386,11 @@ impl History {
             .collect()
     }
 
+    /// The newest recorded value of a figure, whatever the kind of run that recorded it.
+    pub fn last_figure(&self, key: &str) -> Option<f64> {
+        self.records.iter().rev().find_map(|record| record.figures.get(key).copied())
+    }
+
     /// Adds a run and rewrites the file atomically, keeping the newest runs.
     pub fn append(&mut self, record: HistoryRecord) -> anyhow::Result<()> {
         self.records.push(record);

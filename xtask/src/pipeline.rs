@@ -13,7 +13,8 @@ use crate::discover::{self, Mesh};
 use crate::docker;
 use crate::finding::Finding;
 use crate::gates::{
-    Gate, GateReport, artifact_hygiene, network_contracts, network_runtime, service_health,
+    Gate, GateReport, artifact_hygiene, coverage, network_contracts, network_runtime,
+    service_health,
 };
 use crate::metrics::{self, Metrics, ServiceMetrics};
 use crate::report::{self, Report};
@@ -239,8 +240,7 @@ fn run_gates(
         reports.push(hygiene.into_report());
     }
     if selected(Gate::Coverage) {
-        // FIXME: coverage is not implemented yet; it reports skipped.
-        reports.push(GateReport::skipped(Gate::Coverage, "not available yet"));
+        reports.push(run_coverage(root, logs, &mesh, options, &mut metrics)?);
     }
 
     teardown::ensure_not_interrupted()?;
@@ -352,6 +352,9 @@ fn run_gates(
     }
     for gate in report.gates.iter().filter(|gate| !gate.matrix.is_empty()) {
         term::block(&report::render_matrix(&gate.matrix));
+    }
+    for summary in report.gates.iter().filter_map(|gate| gate.coverage.as_ref()) {
+        term::block(&coverage::render_table(summary));
     }
     term::block(&report::render_table(&report.gates, &modes));
     // Workflow commands on stdout would corrupt the JSON there.
@@ -474,6 +477,29 @@ fn use_override(
         verified: grant.verified,
     };
     Ok((used, head))
+}
+
+/// The coverage gate, unless the run is `--static` (the pre-commit path runs no tests).
+fn run_coverage(
+    root: &Path,
+    logs: &Path,
+    mesh: &Mesh,
+    options: &Options,
+    metrics: &mut Metrics,
+) -> anyhow::Result<GateReport> {
+    if options.static_only {
+        return Ok(GateReport::skipped(Gate::Coverage, "not run with --static"));
+    }
+    teardown::ensure_not_interrupted()?;
+    let clock = Instant::now();
+    let report = coverage::run(root, logs, mesh)?;
+    metrics.step("coverage", clock.elapsed());
+    if let Some(summary) = &report.coverage {
+        metrics.coverage = coverage::metrics_of(summary);
+        let version = summary.tool.trim_start_matches("cargo-llvm-cov ");
+        metrics.tools.insert("cargo-llvm-cov".into(), version.to_owned());
+    }
+    Ok(report)
 }
 
 /// Which gates ran and how: a run's figures compare only with runs of the same kind.

@@ -6,7 +6,12 @@ use std::time::Duration;
 
 use anyhow::Context as _;
 
-/// A service binary running on a loopback port, stopped (SIGKILL) when dropped.
+/// A service binary running on a loopback port, stopped when dropped: SIGTERM, then SIGKILL
+/// if it has not exited within `STOP_GRACE`.
+///
+/// A process killed with SIGKILL writes no coverage profile, so a test that let the drop
+/// kill the service would lose everything the service ran (the coverage gate measures these
+/// binaries through the tests that start them).
 pub struct ServiceProcess {
     child: Child,
     stdout: BufReader<ChildStdout>,
@@ -85,8 +90,24 @@ impl ServiceProcess {
     }
 }
 
+/// How long a dropped service may take to exit on SIGTERM before it is killed.
+const STOP_GRACE: Duration = Duration::from_secs(5);
+
 impl Drop for ServiceProcess {
     fn drop(&mut self) {
+        #[allow(clippy::disallowed_methods)]
+        let sent = Command::new("kill")
+            .args(["-TERM", &self.child.id().to_string()])
+            .stderr(Stdio::null())
+            .status()
+            .is_ok_and(|status| status.success());
+        let deadline = std::time::Instant::now() + STOP_GRACE;
+        while sent && std::time::Instant::now() < deadline {
+            if let Ok(Some(_)) = self.child.try_wait() {
+                return;
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
         let _ = self.child.kill();
         let _ = self.child.wait();
     }

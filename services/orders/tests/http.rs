@@ -88,3 +88,22 @@ fn is_not_ready_and_answers_502_while_ledger_is_down() {
     assert!(status.success());
     assert!(output.contains("dependency call failed"));
 }
+
+#[test]
+fn answers_502_naming_catalog_while_catalog_is_down() {
+    let (_runtime, _catalog_url, ledger_url) = start_dependencies("catalog-down");
+    let dead = meshkit::testing::DEAD_URL;
+    let service =
+        ServiceProcess::start(BINARY, &[("CATALOG_URL", dead), ("LEDGER_URL", &ledger_url)])
+            .unwrap();
+    let url = format!("{}/orders", service.base_url);
+    let (status, body) =
+        http_post_json(&url, &json!({ "item_id": "kb-01", "quantity": 1 })).unwrap();
+    assert_eq!(status, 502);
+    assert!(body.contains("catalog unavailable"), "{body}");
+
+    // Nothing was recorded: the order never reached the ledger.
+    let (status, body) = http_get(&url).unwrap();
+    assert_eq!(status, 200);
+    assert_eq!(body, "[]");
+}

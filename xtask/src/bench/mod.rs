@@ -9,6 +9,7 @@
 //! the same once and reports its high-water mark (`VmHWM`), so one size's allocations do not
 //! hide another's.
 
+pub mod coverage;
 pub mod generate;
 pub mod health;
 
@@ -61,6 +62,9 @@ pub fn run(sh: &xshell::Shell, root: &Path, flags: &BenchFlags) -> anyhow::Resul
     }
     if flags.target == BenchTarget::Hook {
         return crate::hooks::bench(root, flags.runs);
+    }
+    if flags.target == BenchTarget::Coverage {
+        return coverage::run(root, flags.runs);
     }
     let compose = if flags.no_compose { None } else { Some(tools::ensure_compose(root)?) };
     let measurements = match &flags.out {

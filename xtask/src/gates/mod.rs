@@ -1,6 +1,7 @@
 //! The four gates and what each one reports.
 
 pub mod artifact_hygiene;
+pub mod coverage;
 pub mod network_contracts;
 pub mod network_runtime;
 pub mod service_health;
@@ -76,6 +77,9 @@ pub struct GateReport {
     /// What the gate's outcome means under its mode; set once every gate has run.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub decision: Option<crate::verdict::Decision>,
+    /// The coverage gate's per-service figures.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub coverage: Option<Box<coverage::Summary>>,
 }
 
 fn serialize_millis<S: serde::Serializer>(
@@ -105,6 +109,7 @@ impl GateReport {
             matrix: Vec::new(),
             suppressed: Vec::new(),
             decision: None,
+            coverage: None,
         }
     }
 
@@ -119,6 +124,7 @@ impl GateReport {
             matrix: Vec::new(),
             suppressed: Vec::new(),
             decision: None,
+            coverage: None,
         }
     }
 
@@ -133,6 +139,7 @@ impl GateReport {
             matrix: Vec::new(),
             suppressed: Vec::new(),
             decision: None,
+            coverage: None,
         }
     }
 }
