@@ -157,7 +157,7 @@ fn coverage_is_not_run_with_static() {
     let output = xtask(&["gates", "coverage", "--static", "--config", config.to_str().unwrap()]);
     let text = stderr(&output);
     assert_eq!(output.status.code(), Some(0), "{text}");
-    assert!(text.contains("skipped (not run with --static)"), "{text}");
+    assert!(text.contains("skipped: not run with --static"), "{text}");
 }
 
 #[test]
