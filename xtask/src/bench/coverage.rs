@@ -30,26 +30,12 @@ pub fn run(root: &Path, runs: u32) -> anyhow::Result<u8> {
     let _ = std::fs::remove_dir_all(&scratch);
     let (mut ours, mut theirs) = result?;
 
-    let mut ratios: Vec<f64> = ours
-        .iter()
-        .zip(&theirs)
-        .map(|(ours, theirs)| ours.as_secs_f64() / theirs.as_secs_f64().max(f64::EPSILON))
-        .collect();
-    ratios.sort_by(f64::total_cmp);
-    let ratio = ratios[ratios.len() / 2];
-    let message = format!(
-        "coverage gate / bare cargo llvm-cov: median ratio {ratio:.3} over {runs} pair(s) \
-         (median {} against {}; target ≤ {TARGET_RATIO:.2})",
-        seconds(median(&mut ours)),
-        seconds(median(&mut theirs)),
-    );
-    if ratio <= TARGET_RATIO {
-        term::status("Met", &message);
-        Ok(0)
-    } else {
-        term::error(&format!("target missed: {message}"));
-        Ok(1)
-    }
+    Ok(super::report_pairs(
+        "coverage gate / bare cargo llvm-cov",
+        &mut ours,
+        &mut theirs,
+        TARGET_RATIO,
+    ))
 }
 
 fn measure(
@@ -81,8 +67,8 @@ fn measure(
             "Measured",
             &format!(
                 "pair {run}/{runs}: coverage gate {}, bare cargo llvm-cov {}",
-                seconds(ours[ours.len() - 1]),
-                seconds(theirs[theirs.len() - 1])
+                super::seconds(ours[ours.len() - 1]),
+                super::seconds(theirs[theirs.len() - 1])
             ),
         );
     }
@@ -108,13 +94,4 @@ fn time_bare(command: &crate::process::ProcessBuilder) -> anyhow::Result<Duratio
     let clock = Instant::now();
     command.read()?;
     Ok(clock.elapsed())
-}
-
-fn median(times: &mut [Duration]) -> Duration {
-    times.sort();
-    times.get(times.len() / 2).copied().unwrap_or_default()
-}
-
-fn seconds(duration: Duration) -> String {
-    format!("{:.2} s", duration.as_secs_f64())
 }

@@ -55,31 +55,17 @@ pub fn run(sh: &xshell::Shell, root: &Path, runs: u32) -> anyhow::Result<u8> {
             "Measured",
             &format!(
                 "pair {run}/{runs}: health gate {}, compose up --wait + down {}",
-                seconds(ours[ours.len() - 1]),
-                seconds(theirs[theirs.len() - 1])
+                super::seconds(ours[ours.len() - 1]),
+                super::seconds(theirs[theirs.len() - 1])
             ),
         );
     }
-    let mut ratios: Vec<f64> = ours
-        .iter()
-        .zip(&theirs)
-        .map(|(ours, theirs)| ours.as_secs_f64() / theirs.as_secs_f64().max(f64::EPSILON))
-        .collect();
-    ratios.sort_by(f64::total_cmp);
-    let ratio = ratios[ratios.len() / 2];
-    let message = format!(
-        "health gate / compose up --wait + down: median ratio {ratio:.3} over {runs} pair(s) \
-         (median {} against {}; target ≤ {TARGET_RATIO:.2})",
-        seconds(median(&mut ours)),
-        seconds(median(&mut theirs)),
-    );
-    if ratio <= TARGET_RATIO {
-        term::status("Met", &message);
-        Ok(0)
-    } else {
-        term::error(&format!("target missed: {message}"));
-        Ok(1)
-    }
+    Ok(super::report_pairs(
+        "health gate / compose up --wait + down",
+        &mut ours,
+        &mut theirs,
+        TARGET_RATIO,
+    ))
 }
 
 /// One health gate cycle: start, wait, readiness, teardown.
@@ -143,13 +129,4 @@ fn time_compose(
     teardown::keep_up();
     drop(guard);
     Ok(elapsed)
-}
-
-fn median(times: &mut [Duration]) -> Duration {
-    times.sort();
-    times.get(times.len() / 2).copied().unwrap_or_default()
-}
-
-fn seconds(duration: Duration) -> String {
-    format!("{:.2} s", duration.as_secs_f64())
 }

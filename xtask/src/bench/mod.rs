@@ -316,3 +316,32 @@ fn judge(measurements: &[Measurement]) -> u8 {
         1
     }
 }
+
+/// Prints the median of the per-pair ratios of two alternately timed cycles against
+/// `target`; returns the exit code (1 when the target is missed).
+fn report_pairs(what: &str, ours: &mut [Duration], theirs: &mut [Duration], target: f64) -> u8 {
+    let mut ratios: Vec<f64> = ours
+        .iter()
+        .zip(theirs.iter())
+        .map(|(ours, theirs)| ours.as_secs_f64() / theirs.as_secs_f64().max(f64::EPSILON))
+        .collect();
+    ratios.sort_by(f64::total_cmp);
+    let ratio = ratios.get(ratios.len() / 2).copied().unwrap_or(f64::NAN);
+    let message = format!(
+        "{what}: median ratio {ratio:.3} over {} pair(s) (median {} against {}; target ≤ {target:.2})",
+        ratios.len(),
+        seconds(median(ours)),
+        seconds(median(theirs)),
+    );
+    if ratio <= target {
+        term::status("Met", &message);
+        0
+    } else {
+        term::error(&format!("target missed: {message}"));
+        1
+    }
+}
+
+fn seconds(duration: Duration) -> String {
+    format!("{:.2} s", duration.as_secs_f64())
+}
