@@ -307,9 +307,7 @@ pub(super) fn build(
             &files,
             &mut errors,
         );
-        let flag = |key: &str| {
-            matches!(entry.value.get(key).and_then(Node::typed), Some(Typed::Bool(true)))
-        };
+        let flag = |key: &str| entry.value.get(key).and_then(Node::typed).is_some_and(is_true);
         let external =
             flag("external") || entry.value.get("external").is_some_and(|n| n.as_map().is_some());
         project.networks.insert(
@@ -325,8 +323,7 @@ pub(super) fn build(
         );
     }
     for entry in root.get("volumes").and_then(Node::as_map).unwrap_or(no_entries) {
-        let external =
-            matches!(entry.value.get("external").and_then(Node::typed), Some(Typed::Bool(true)));
+        let external = entry.value.get("external").and_then(Node::typed).is_some_and(is_true);
         project.volumes.insert(
             entry.key.clone(),
             Volume { key: entry.key.clone(), external, location: locate(&files, entry.key_pos) },
@@ -358,6 +355,16 @@ pub(super) fn build(
         return Err(InputErrors(errors).into());
     }
     Ok(project)
+}
+
+/// A boolean as Compose reads one: YAML's `true`, or a string it casts (`"true"`, `"1"`).
+fn is_true(value: Typed<'_>) -> bool {
+    match value {
+        Typed::Bool(flag) => flag,
+        Typed::Str(text) => matches!(text.trim(), "true" | "True" | "TRUE" | "t" | "T" | "1"),
+        Typed::Int(n) => n == 1,
+        _ => false,
+    }
 }
 
 /// What Compose itself refuses in a project whose parts each read well: an empty file, a
@@ -964,6 +971,8 @@ fn read_healthcheck(
     let start_interval = duration("start_interval");
     let retries = node.get("retries").and_then(|value| match value.typed() {
         Some(Typed::Int(n)) if n >= 0 => u32::try_from(n).ok(),
+        // Compose casts a quoted number, as it does with interpolated values.
+        Some(Typed::Str(text)) if text.trim().parse::<u32>().is_ok() => text.trim().parse().ok(),
         _ => {
             errors.push(cx.error(
                 value.pos,
@@ -973,7 +982,7 @@ fn read_healthcheck(
             None
         }
     });
-    let disable = matches!(node.get("disable").and_then(Node::typed), Some(Typed::Bool(true)))
+    let disable = node.get("disable").and_then(Node::typed).is_some_and(is_true)
         || test.first().is_some_and(|first| first == "NONE");
     Some(Healthcheck {
         test,
