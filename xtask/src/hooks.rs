@@ -127,6 +127,19 @@ pub fn export_index(top: &Path) -> anyhow::Result<Staged> {
         .dir(top)
         .read()
         .context("failed to export the staged files")?;
+    // The export becomes a repository of its own whose index holds exactly the staged files,
+    // so the hygiene gate judges what the commit would track, not the user's working tree.
+    // Git's variables from the running commit must not point these at the user's repository.
+    for args in [&["init", "--quiet"][..], &["add", "--all"][..]] {
+        ProcessBuilder::new("git")
+            .args(args)
+            .dir(&dir)
+            .env_remove("GIT_DIR")
+            .env_remove("GIT_INDEX_FILE")
+            .env_remove("GIT_WORK_TREE")
+            .read()
+            .context("failed to index the staged files")?;
+    }
     Ok(staged)
 }
 
@@ -134,9 +147,10 @@ pub fn export_index(top: &Path) -> anyhow::Result<Staged> {
 fn judge(tree: &Path) -> anyhow::Result<u8> {
     let sh = xshell::Shell::new()?;
     sh.change_dir(tree);
-    // The exported tree is no repository: git must not take the hook's GIT_DIR and index for
-    // its own (`git status` would then refresh the user's index against the export).
-    sh.set_var("GIT_DIR", tree.join(".no-repository"));
+    // Git run from here works on the export's own repository, never on the hook's GIT_DIR
+    // and index (`git status` would refresh the user's index against the export).
+    sh.set_var("GIT_DIR", tree.join(".git"));
+    sh.set_var("GIT_INDEX_FILE", tree.join(".git/index"));
     let options = pipeline::Options {
         gates: Gate::ALL.to_vec(),
         static_only: true,

@@ -238,6 +238,16 @@ fn the_hook_blocks_a_staged_contract_break_and_lets_a_clean_commit_through() {
     let commit = git(&repo, &["commit", "--quiet", "-m", "a clean change"]);
     assert!(commit.status.success(), "{}", text(&commit));
     assert_eq!(std::fs::read_to_string(&compose).unwrap(), broken, "the working tree is untouched");
+
+    // A staged log file is what the commit would track: blocked by the hygiene gate too. The
+    // user's index is the one that still holds it afterwards, unchanged by the hook.
+    std::fs::write(repo.join("debug.log"), "started\n").unwrap();
+    git_ok(&repo, &["add", "debug.log"]);
+    let commit = git(&repo, &["commit", "--quiet", "-m", "add a log"]);
+    assert!(!commit.status.success(), "{}", text(&commit));
+    assert!(text(&commit).contains("error[hygiene/tracked-log]"), "{}", text(&commit));
+    let staged = git(&repo, &["diff", "--cached", "--name-only"]);
+    assert_eq!(String::from_utf8_lossy(&staged.stdout).trim(), "debug.log");
 }
 
 #[test]
