@@ -196,12 +196,30 @@ pub fn write_all(logs: &Path, report: &Report, root: &Path) -> anyhow::Result<Ve
     let stamp = report.started_at.clone();
     for gate in &report.gates {
         let path = logs.join(format!("validate_{}_{stamp}.log", gate.gate.log_name()));
+        let status = match &gate.status {
+            Status::Passed => "passed".to_owned(),
+            Status::Failed => "failed".to_owned(),
+            Status::NotComputed(reason) => format!("not computed: {reason}"),
+            Status::Skipped(reason) => format!("skipped: {reason}"),
+        };
         let mut text = format!(
-            "gate: {}\nstatus: {:?}\nduration: {:?}\n\n",
+            "gate: {}\nstatus: {status}\nduration: {:.3} s\n",
             gate.gate.name(),
-            gate.status,
-            gate.duration
+            gate.duration.as_secs_f64()
         );
+        if let Some(decision) = &gate.decision {
+            let _ = writeln!(
+                text,
+                "decision: {} ({:?} mode{})",
+                decision.description,
+                decision.mode,
+                if decision.blocks { ", blocks" } else { "" }
+            );
+        }
+        if let Some(scope) = gate.scope {
+            let _ = writeln!(text, "scope: {scope}");
+        }
+        text.push('\n');
         for line in &gate.detail {
             let _ = writeln!(text, "{line}");
         }
@@ -211,12 +229,26 @@ pub fn write_all(logs: &Path, report: &Report, root: &Path) -> anyhow::Result<Ve
         for finding in &gate.findings {
             let _ = writeln!(
                 text,
-                "{} [{}] {}: {} (fix: {})",
+                "{} [{}] {}: {} (fix: {}) fingerprint {}",
                 finding.location.relative_to(root),
                 finding.rule.id(),
                 finding.service.as_deref().unwrap_or("-"),
                 finding.message,
-                finding.remedy
+                finding.remedy,
+                finding.fingerprint()
+            );
+        }
+        for suppressed in &gate.suppressed {
+            let _ = writeln!(
+                text,
+                "suppressed {} [{}]: {} (exception at {}: {}; owner {}, expires {})",
+                suppressed.finding.location.relative_to(root),
+                suppressed.finding.rule.id(),
+                suppressed.finding.message,
+                suppressed.exception,
+                suppressed.reason,
+                suppressed.owner,
+                suppressed.expires
             );
         }
         write_atomically(&path, text.as_bytes())?;

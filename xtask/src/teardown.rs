@@ -173,16 +173,28 @@ pub fn install_signal_handler() -> anyhow::Result<()> {
             INTERRUPTED.store(signal, Ordering::SeqCst);
             term::warn("interrupted: tearing the mesh down");
             teardown_now();
+            // The run notices at its next check and writes its `interrupted` report; a run
+            // busy elsewhere (a long build) is not waited for beyond a few seconds.
+            for _ in 0..50 {
+                if FINISHED.load(Ordering::SeqCst) {
+                    return;
+                }
+                std::thread::sleep(std::time::Duration::from_millis(100));
+            }
             std::process::exit(128 + signal);
         }
     });
     Ok(())
 }
 
+/// Set once the run has written its report and is about to exit on its own.
+static FINISHED: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
+
 /// The exit code to use instead of the run's own: 128 + signal when the run was interrupted.
 ///
 /// Waits for a teardown the signal thread is running, so the process never exits before it.
 pub fn finish() -> Option<u8> {
     teardown_now();
+    FINISHED.store(true, Ordering::SeqCst);
     interrupted().and_then(|signal| u8::try_from(128 + signal).ok())
 }

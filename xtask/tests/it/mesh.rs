@@ -191,6 +191,10 @@ fn interrupt_mid_run(name: &str, signal: &str, expected_code: i32) {
     transcript.push_str(&rest);
     assert_eq!(status.code(), Some(expected_code), "{transcript}");
     assert_eq!(leftovers(&project), 0, "{signal} left resources of {project}:\n{transcript}");
+    // The report says so, rather than an earlier run's report standing in for this one.
+    let report = report_of(&dir);
+    assert_eq!(report["verdict"], "interrupted", "{report:#}");
+    assert_eq!(report["exit_code"], expected_code);
 }
 
 #[test]
