@@ -98,7 +98,7 @@ pub fn load(options: &LoadOptions) -> anyhow::Result<Project> {
     if !errors.is_empty() {
         return Err(InputErrors(errors).into());
     }
-    let mut project = model::build(documents, &options.profiles, &project_dir)?;
+    let mut project = model::build(documents, &options.profiles, &project_dir, &unset)?;
     project.unset_variables = unset;
     project.variables = variables;
     Ok(project)

@@ -252,6 +252,7 @@ pub(super) fn build(
     documents: Vec<(PathBuf, Node)>,
     profiles: &[String],
     project_dir: &Path,
+    unset: &[UnsetVariable],
 ) -> anyhow::Result<Project> {
     let files: Vec<PathBuf> = documents.iter().map(|(file, _)| file.clone()).collect();
     let mut errors = Vec::new();
@@ -264,7 +265,7 @@ pub(super) fn build(
         });
     }
     let root = merged.unwrap_or(Node { kind: Kind::Map(Vec::new()), pos: Pos::default() });
-    let cx = Cx { files: &files, project_dir };
+    let cx = Cx { files: &files, project_dir, unset };
 
     let mut project = Project {
         files: files.clone(),
@@ -469,6 +470,8 @@ fn dependency_cycle(project: &Project) -> Option<Vec<String>> {
 struct Cx<'a> {
     files: &'a [PathBuf],
     project_dir: &'a Path,
+    /// Variables that had no value, where they were used.
+    unset: &'a [UnsetVariable],
 }
 
 impl Cx<'_> {
@@ -691,8 +694,12 @@ fn read_service(
         match list.as_seq() {
             Some(items) => {
                 for item in items {
-                    match parse_port(item, cx.loc(item.pos)) {
+                    let location = cx.loc(item.pos);
+                    match parse_port(item, location.clone()) {
                         Ok(port) => ports.push(port),
+                        // A mapping made of unset variables is no port yet; the network gate
+                        // reports the variable there (`network/port-unset-variable`).
+                        Err(_) if cx.unset.iter().any(|u| u.location == location) => {}
                         Err(error) => errors.push(error),
                     }
                 }
