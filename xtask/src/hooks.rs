@@ -22,6 +22,11 @@ const HOOK: &str = r#"#!/bin/sh
 # meshgate pre-commit hook, written by `cargo xtask hooks install`.
 # Runs the static gates on what is staged. Skip once with `git commit --no-verify`.
 # MESHGATE_XTASK: a built xtask binary to run instead of `cargo xtask` (faster, no build check).
+# A hook that was here before (moved aside by `hooks install --force`) runs first.
+local_hook="$(dirname "$0")/pre-commit.local"
+if [ -x "$local_hook" ]; then
+  "$local_hook" "$@" || exit $?
+fi
 if [ -n "${MESHGATE_XTASK:-}" ]; then
   exec "$MESHGATE_XTASK" hooks run
 fi
@@ -68,7 +73,10 @@ pub fn install(cwd: &Path, force: bool) -> anyhow::Result<u8> {
         let kept = dir.join("pre-commit.local");
         std::fs::rename(&hook, &kept)
             .with_context(|| format!("failed to move {} aside", hook.display()))?;
-        term::warn(&format!("the previous hook is kept as {}", kept.display()));
+        term::warn(&format!(
+            "the previous hook is kept as {} and runs before meshgate's",
+            kept.display()
+        ));
     }
     std::fs::create_dir_all(&dir).with_context(|| format!("failed to create {}", dir.display()))?;
     crate::report::write_atomically(&hook, HOOK.as_bytes())?;

@@ -274,4 +274,18 @@ fn install_respects_core_hooks_path_and_keeps_a_foreign_hook() {
     // Installing again over meshgate's own hook needs no --force.
     let again = run(env!("CARGO_BIN_EXE_xtask"), &["hooks", "install"], &repo);
     assert!(again.status.success(), "{}", text(&again));
+
+    // The team's hook still runs, first: when it refuses, the commit is refused.
+    let kept = repo.join("custom-hooks/pre-commit.local");
+    std::fs::write(&kept, "#!/bin/sh\necho team hook refuses >&2\nexit 3\n").unwrap();
+    use std::os::unix::fs::PermissionsExt as _;
+    std::fs::set_permissions(&kept, std::fs::Permissions::from_mode(0o755)).unwrap();
+    std::fs::write(repo.join("NOTES.md"), "a clean change\n").unwrap();
+    git_ok(&repo, &["add", "NOTES.md"]);
+    let commit = git(&repo, &["commit", "--quiet", "-m", "a clean change"]);
+    assert!(!commit.status.success(), "{}", text(&commit));
+    assert!(text(&commit).contains("team hook refuses"), "{}", text(&commit));
+    std::fs::write(&kept, "#!/bin/sh\nexit 0\n").unwrap();
+    let commit = git(&repo, &["commit", "--quiet", "-m", "a clean change"]);
+    assert!(commit.status.success(), "{}", text(&commit));
 }
