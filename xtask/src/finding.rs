@@ -73,6 +73,8 @@ rules! {
     UnknownNetwork = ("network/unknown-network", Error),
     /// A service's networks in the Compose file differ from its contract.
     NetworkMismatch = ("network/network-mismatch", Error),
+    /// A service answers on a network to a name (alias) its contract does not declare.
+    UndeclaredAlias = ("network/undeclared-alias", Error),
     /// A network meshgate.toml marks internal is not `internal: true` in the Compose file.
     NetworkNotInternal = ("network/network-not-internal", Error),
     /// A published port sits on a service attached only to internal networks, so it is unreachable.

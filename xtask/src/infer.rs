@@ -66,7 +66,13 @@ pub fn infer_contracts(mesh: &mut Mesh) {
             networks,
             networks_location: service.location.clone(),
             talks_to,
-            aliases: Vec::new(),
+            aliases: {
+                let mut aliases: Vec<String> =
+                    service.networks.iter().flat_map(|n| n.aliases.iter().cloned()).collect();
+                aliases.sort();
+                aliases.dedup();
+                aliases
+            },
             readiness: None,
             network_mode: service.network_mode.as_ref().map(|(mode, _)| mode.clone()),
             coverage_lines: None,
@@ -116,6 +122,9 @@ pub fn render_toml(mesh: &Mesh) -> String {
             .map(|edge| format!("{}:{}", edge.service, edge.port))
             .collect();
         table.insert("talks_to".into(), talks_to.into());
+        if !contract.aliases.is_empty() {
+            table.insert("aliases".into(), contract.aliases.clone().into());
+        }
         if let Some(mode) = &contract.network_mode {
             table.insert("network_mode".into(), mode.clone().into());
         }

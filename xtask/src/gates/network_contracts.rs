@@ -157,6 +157,23 @@ fn check_networks(
             .service(&service.name),
         );
     }
+    // An alias is a name other services reach this one by: it may not pose as another.
+    for network in &service.networks {
+        for alias in network.aliases.iter().filter(|alias| !contract.aliases.contains(alias)) {
+            findings.push(
+                Finding::new(
+                    Rule::UndeclaredAlias,
+                    network.location.clone(),
+                    format!(
+                        "`{}` answers to `{alias}` on network `{}`, a name its contract does not declare",
+                        service.name, network.name
+                    ),
+                    format!("add \"{alias}\" to the contract's `aliases`, or remove it from the service's `networks.{}.aliases`", network.name),
+                )
+                .service(&service.name),
+            );
+        }
+    }
     // A network the file does not define is reported once, as unknown.
     let defined = |network: &&&str| mesh.project.networks.contains_key(**network);
     for missing in declared.difference(&attached).filter(defined) {
