@@ -204,8 +204,8 @@ pub fn check_approval(
     anyhow::ensure!(
         expiry <= max_expiry,
         "an override may last at most {} (`override.max_expiry`), not {}",
-        humantime::format_duration(max_expiry),
-        humantime::format_duration(expiry)
+        hours(max_expiry),
+        hours(expiry)
     );
     Ok(())
 }
@@ -243,7 +243,7 @@ pub fn recheck_local(
             "the override for {} runs until {}, beyond `override.max_expiry` ({})",
             grant.commit,
             grant.expires_at,
-            humantime::format_duration(max_expiry)
+            hours(max_expiry)
         ));
     }
     Ok(grant)
@@ -266,6 +266,15 @@ pub fn live_grant(events: &[Event], commit: &str, now: SystemTime) -> Result<Gra
         ));
     }
     Ok(grant)
+}
+
+/// A duration as meshgate.toml writes it: `24h`, or `90m`, else seconds.
+fn hours(duration: Duration) -> String {
+    match duration.as_secs() {
+        secs if secs % 3600 == 0 => format!("{}h", secs / 3600),
+        secs if secs % 60 == 0 => format!("{}m", secs / 60),
+        secs => format!("{secs}s"),
+    }
 }
 
 pub fn rfc3339(time: SystemTime) -> String {
@@ -353,7 +362,7 @@ mod tests {
         assert!(check_approval(&author, "bob", " ", hours(4), hours(24)).is_err());
         let error =
             check_approval(&author, "bob", "outage", hours(48), hours(24)).unwrap_err().to_string();
-        assert!(error.contains("at most 1day"), "{error}");
+        assert!(error.contains("at most 24h"), "{error}");
     }
 
     #[test]

@@ -146,7 +146,12 @@ fn try_main(flags: flags::Xtask) -> anyhow::Result<u8> {
             let mut mesh = discover::discover(&root, config)?;
             if infer_contracts {
                 infer::infer_contracts(&mut mesh);
-                term::stdout(infer::render_toml(&mesh).trim_end());
+                let toml = infer::render_toml(&mesh);
+                if toml.trim().is_empty() {
+                    term::note("every Compose service has a contract: there is nothing to infer");
+                } else {
+                    term::stdout(toml.trim_end());
+                }
                 return Ok(0);
             }
             let services: Vec<_> = mesh.contracts.values().collect();

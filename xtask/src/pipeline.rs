@@ -562,9 +562,10 @@ fn write_metrics(
         comparisons.iter().filter(|c| c.regressed).map(|c| c.key.as_str()).collect();
     if !regressions.is_empty() {
         term::warn(&format!(
-            "{} figure(s) worse than the last run beyond the tolerance: {}",
+            "{} figure(s) worse than the last run of this kind beyond the tolerance: {} (see {})",
             regressions.len(),
-            regressions.join(", ")
+            regressions.join(", "),
+            logs.join("summary.md").display()
         ));
     }
     if let Some(path) = std::env::var_os("GITHUB_STEP_SUMMARY").filter(|p| !p.is_empty())

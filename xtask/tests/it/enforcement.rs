@@ -165,7 +165,11 @@ fn overrides_are_refused_for_the_author_beyond_the_maximum_and_for_another_commi
     assert!(stderr(&output).contains("self-approval refused"), "{}", stderr(&output));
     let output = grant(&["--approver", "release-manager", "--expires", "3days"]);
     assert_eq!(output.status.code(), Some(2), "{}", stderr(&output));
-    assert!(stderr(&output).contains("at most 1day"), "{}", stderr(&output));
+    assert!(
+        stderr(&output).contains("at most 24h (`override.max_expiry`), not 72h"),
+        "{}",
+        stderr(&output)
+    );
 
     // Granted for the parent commit, it does not cover HEAD.
     let output = grant(&["--approver", "release-manager", "--commit", "HEAD~1"]);
