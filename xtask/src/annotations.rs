@@ -190,13 +190,7 @@ mod tests {
     use crate::location::Location;
 
     fn modes(mode: Mode) -> Modes {
-        Modes {
-            cli: Some(mode),
-            mesh: mode,
-            gates: Default::default(),
-            rules: Default::default(),
-            require_approval: false,
-        }
+        Modes::uniform(mode)
     }
 
     #[test]

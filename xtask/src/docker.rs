@@ -14,6 +14,14 @@ use futures_util::StreamExt as _;
 
 /// The label Compose puts on everything of a project.
 pub const PROJECT_LABEL: &str = "com.docker.compose.project";
+/// The label Compose puts on a container naming its service.
+pub const SERVICE_LABEL: &str = "com.docker.compose.service";
+
+/// The Compose service a container belongs to.
+pub fn service_of(container: &ContainerSummary) -> Option<&str> {
+    container.labels.as_ref()?.get(SERVICE_LABEL).map(String::as_str)
+}
+
 /// The prefix of every project name meshgate creates; `gates clean` finds leftovers by it.
 pub const PROJECT_PREFIX: &str = "meshgate-";
 

@@ -86,13 +86,7 @@ mod tests {
     use crate::gates::Gate;
 
     fn modes(mode: Mode) -> Modes {
-        Modes {
-            cli: Some(mode),
-            mesh: mode,
-            gates: Default::default(),
-            rules: Default::default(),
-            require_approval: false,
-        }
+        Modes::uniform(mode)
     }
 
     #[test]

@@ -200,6 +200,9 @@ fn run_gates(
             || selected(Gate::ArtifactHygiene));
     let network_failed = network_static.status == crate::gates::Status::Failed;
     let mut network = network_static;
+    // One connection to the engine serves the whole run; failing to make it is a gate that
+    // cannot run, not bad input.
+    let engine = (needs_mesh && !network_failed).then(connect_engine);
     if needs_mesh && network_failed {
         term::warn("the static network contracts fail: the mesh is not started");
         network.scope = Some("static checks only: the mesh was not started");
@@ -211,7 +214,7 @@ fn run_gates(
                 std::time::Duration::ZERO,
             ));
         }
-    } else if needs_mesh && let Err(error) = docker_reachable() {
+    } else if let Some(Err(error)) = &engine {
         // Not a bad input but a gate that cannot run: never a pass, and strict mode fails on it.
         term::error(&format!("{error:#}"));
         let reason = "Docker is unreachable".to_owned();
@@ -219,9 +222,10 @@ fn run_gates(
         if selected(Gate::ServiceHealth) {
             reports.push(GateReport::not_computed(Gate::ServiceHealth, reason, Duration::ZERO));
         }
-    } else if needs_mesh {
+    } else if let Some(Ok((runtime, docker))) = &engine {
+        let engine = Engine { runtime, docker };
         let (health, runtime) =
-            run_mesh(root, logs, &mesh, options, &mut report, &mut metrics, &mut hygiene)?;
+            run_mesh(logs, &mesh, options, &engine, &mut report, &mut metrics, &mut hygiene)?;
         network = combine_network(network, runtime, options.runtime_only);
         if selected(Gate::ServiceHealth) {
             reports.push(health);
@@ -265,13 +269,12 @@ fn run_gates(
         _ => None,
     };
     let approval = approver.as_deref();
-    let mut decided = Vec::new();
     for gate in &mut reports {
-        let decision = crate::verdict::decide_gate(gate, &modes, approval);
-        decided.push((gate.gate, decision.clone()));
-        gate.decision = Some(decision);
+        gate.decision = Some(crate::verdict::decide_gate(gate, &modes, approval));
     }
-    let overall = crate::verdict::decide_run(&decided);
+    let overall = crate::verdict::decide_run(
+        reports.iter().filter_map(|gate| Some((gate.gate, gate.decision.as_ref()?))),
+    );
     report.state = overall.state;
     report.description = overall.description;
     report.strict_verdict =
@@ -285,16 +288,7 @@ fn run_gates(
             }
             _ => None,
         };
-        let head = report.revision.trim_end_matches("-dirty");
-        let author = crate::audit::Author::of_commit(sh, head).ok();
-        match use_override(
-            &mesh.config,
-            &report.revision,
-            &reports,
-            &modes,
-            remote,
-            author.as_ref(),
-        ) {
+        match use_override(sh, &mesh.config, &report.revision, &reports, &modes, remote) {
             Ok((used, head)) => {
                 term::warn(&used.describe());
                 report.verdict = report::Verdict::Overridden;
@@ -328,11 +322,6 @@ fn run_gates(
         metrics.tools.insert("compose".into(), compose.clone());
     }
     metrics.step("total", started_at.elapsed().unwrap_or_default());
-    let verdict_text = match (&report.emergency, verdict) {
-        (Some(used), _) => used.describe(),
-        (None, report::Verdict::Failed) => report.description.clone(),
-        (None, _) => report.description.clone(),
-    };
     let github_policy = &mesh.config.github;
     let remember =
         github_policy.issue_after_runs.max(github_policy.issue_close_after_runs) as usize;
@@ -340,7 +329,7 @@ fn run_gates(
         logs,
         &mesh.config.metrics,
         &metrics,
-        &verdict_text,
+        &report.description,
         &report.gates,
         remember,
         &modes,
@@ -367,13 +356,13 @@ fn run_gates(
         );
     }
     let summary = match (verdict, mode) {
-        (report::Verdict::Failed, _) => format!("gates {}", report.description),
-        (report::Verdict::Overridden, _) => format!("gates {}", report.description),
-        (_, Mode::Monitoring) => {
+        (report::Verdict::Passed, Mode::Monitoring) => {
             format!("gates measured (monitoring mode): {}", report.description)
         }
-        (_, Mode::Warning) => format!("gates {} (warning mode)", report.description),
-        (_, Mode::Strict) => format!("gates {}", report.description),
+        (report::Verdict::Passed, Mode::Warning) => {
+            format!("gates {} (warning mode)", report.description)
+        }
+        _ => format!("gates {}", report.description),
     };
     term::status(
         "Finished",
@@ -405,12 +394,12 @@ pub fn operator() -> String {
 /// Uses a live emergency override of this exact commit, recording the use in the audit log.
 /// `Err` says why none applies.
 fn use_override(
+    sh: &xshell::Shell,
     config: &config::Config,
     revision: &str,
     reports: &[GateReport],
     modes: &crate::verdict::Modes,
     remote: Option<Result<crate::audit::Grant, String>>,
-    author: Option<&crate::audit::Author>,
 ) -> Result<(report::OverrideUsed, String), String> {
     let log = &config.emergency.audit_log;
     let now = SystemTime::now();
@@ -438,8 +427,9 @@ fn use_override(
                 "the audit log is broken, so no override in it is trusted".to_owned()
             })?;
             let grant = crate::audit::live_grant(&verified.events, revision, now)?;
-            let author = author.ok_or("the commit's author could not be read")?;
-            crate::audit::recheck_local(grant, author, config.emergency.max_expiry, now)?
+            let author = crate::audit::Author::of_commit(sh, revision)
+                .map_err(|error| format!("{error:#}"))?;
+            crate::audit::recheck_local(grant, &author, config.emergency.max_expiry, now)?
         }
     };
     let revision = grant.commit.clone();
@@ -674,32 +664,37 @@ fn combine_network(
     }
 }
 
-/// Whether the Docker engine answers; the error says where it was looked for.
-fn docker_reachable() -> anyhow::Result<()> {
-    let runtime = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .context("failed to start the async runtime")?;
-    runtime.block_on(docker::connect()).map(drop)
-}
-
-/// Builds, starts, waits for and tears down the mesh; returns the health gate's report and
-/// the network gate's runtime half.
-fn run_mesh(
-    root: &Path,
-    logs: &Path,
-    mesh: &Mesh,
-    options: &Options,
-    report: &mut Report,
-    metrics: &mut Metrics,
-    hygiene: &mut HygieneParts,
-) -> anyhow::Result<(GateReport, RuntimeResult)> {
+/// The async runtime and a connection to the Docker engine; the error says where the engine
+/// was looked for.
+fn connect_engine() -> anyhow::Result<(tokio::runtime::Runtime, bollard::Docker)> {
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
         .context("failed to start the async runtime")?;
     let docker = runtime.block_on(docker::connect())?;
-    let engine = runtime.block_on(docker::describe_engine(&docker))?;
+    Ok((runtime, docker))
+}
+
+/// What the runtime half of a run talks to the engine through.
+struct Engine<'a> {
+    runtime: &'a tokio::runtime::Runtime,
+    docker: &'a bollard::Docker,
+}
+
+/// Builds, starts, waits for and tears down the mesh; returns the health gate's report and
+/// the network gate's runtime half.
+fn run_mesh(
+    logs: &Path,
+    mesh: &Mesh,
+    options: &Options,
+    connection: &Engine<'_>,
+    report: &mut Report,
+    metrics: &mut Metrics,
+    hygiene: &mut HygieneParts,
+) -> anyhow::Result<(GateReport, RuntimeResult)> {
+    let (runtime, docker) = (connection.runtime, connection.docker);
+    let root = mesh.root.as_path();
+    let engine = runtime.block_on(docker::describe_engine(docker))?;
     term::status("Docker", &engine.to_string());
     report.engine = Some(engine.to_string());
     let compose = tools::ensure_compose(root)?;
@@ -713,12 +708,8 @@ fn run_mesh(
     teardown::ensure_not_interrupted()?;
     let clock = Instant::now();
     progress.set_message("building images".into());
-    let images = runtime.block_on(crate::images::build_images(
-        &docker,
-        mesh,
-        &binaries,
-        &report.revision,
-    ))?;
+    let images =
+        runtime.block_on(crate::images::build_images(docker, mesh, &binaries, &report.revision))?;
     drop(progress);
     metrics.step("build images", clock.elapsed());
     let rebuilt = images.services.iter().filter(|image| image.rebuilt).count();
@@ -727,7 +718,7 @@ fn run_mesh(
     if judge_hygiene {
         let clock = Instant::now();
         let (findings, detail) = runtime.block_on(artifact_hygiene::runtime::check_images(
-            &docker,
+            docker,
             mesh,
             &images.services,
             &report.revision,
@@ -741,7 +732,7 @@ fn run_mesh(
     report.project = Some(project.clone());
     let guard = TeardownGuard;
     term::status("Starting", &format!("mesh as compose project {project}"));
-    let started = start_and_wait(&runtime, &docker, &compose, mesh, &project, &images)?;
+    let started = start_and_wait(runtime, docker, &compose, mesh, &project, &images)?;
     metrics.step("compose up to healthy", started.up_to_healthy);
     if let Some(readiness) = started.readiness {
         metrics.step("readiness", readiness);
@@ -779,7 +770,7 @@ fn run_mesh(
         let progress = term::Progress::start("probing connections between services");
         let clock = Instant::now();
         let checked = runtime.block_on(network_runtime::check(
-            &docker,
+            docker,
             mesh,
             &project,
             &images.probe,
@@ -796,7 +787,7 @@ fn run_mesh(
         teardown::ensure_not_interrupted()?;
         let clock = Instant::now();
         let (stops, findings) =
-            runtime.block_on(service_health::stop_containers(&docker, mesh, &project))?;
+            runtime.block_on(service_health::stop_containers(docker, mesh, &project))?;
         metrics.step("stop", clock.elapsed());
         outcome.findings.extend(findings);
         for (name, stop) in stops {
@@ -812,7 +803,7 @@ fn run_mesh(
 
     // Every service's output is kept; failures point at it.
     let logs_dir = logs.join("services");
-    let saved = runtime.block_on(save_service_logs(&docker, &project, &logs_dir));
+    let saved = runtime.block_on(save_service_logs(docker, &project, &logs_dir));
     if let Err(error) = &saved {
         term::warn(&format!("could not save every service's log: {error:#}"));
     }
@@ -823,9 +814,8 @@ fn run_mesh(
             Ok(()) => check_saved_logs(mesh, &logs_dir, hygiene)?,
             Err(error) => hygiene.not_computed = Some(format!("service logs not saved: {error:#}")),
         }
-        let (findings, detail) = runtime.block_on(
-            artifact_hygiene::runtime::check_container_changes(&docker, mesh, &project),
-        )?;
+        let (findings, detail) = runtime
+            .block_on(artifact_hygiene::runtime::check_container_changes(docker, mesh, &project))?;
         hygiene.findings.extend(findings);
         hygiene.detail.extend(detail);
         hygiene.duration += clock.elapsed();
@@ -979,13 +969,10 @@ async fn save_service_logs(
     dir: &Path,
 ) -> anyhow::Result<()> {
     for container in docker::project_containers(docker, project).await? {
-        let service = container
-            .labels
-            .as_ref()
-            .and_then(|labels| labels.get("com.docker.compose.service"))
-            .cloned();
-        let (Some(service), Some(id)) = (service, container.id) else { continue };
-        let text = docker::container_logs(docker, &id).await?;
+        let (Some(service), Some(id)) = (docker::service_of(&container), &container.id) else {
+            continue;
+        };
+        let text = docker::container_logs(docker, id).await?;
         report::write_atomically(&dir.join(format!("{service}.log")), text.as_bytes())?;
     }
     Ok(())

@@ -59,6 +59,17 @@ impl Modes {
         }
     }
 
+    /// One mode for the whole mesh, nothing set per gate or rule.
+    pub fn uniform(mesh: Mode) -> Modes {
+        Modes {
+            cli: None,
+            mesh,
+            gates: BTreeMap::new(),
+            rules: BTreeMap::new(),
+            require_approval: false,
+        }
+    }
+
     pub fn gate(&self, gate: Gate) -> Mode {
         self.cli.or_else(|| self.gates.get(gate.name()).copied()).unwrap_or(self.mesh)
     }
@@ -154,7 +165,8 @@ pub struct Overall {
     pub strict_blocks: bool,
 }
 
-pub fn decide_run(gates: &[(Gate, Decision)]) -> Overall {
+pub fn decide_run<'a>(gates: impl IntoIterator<Item = (Gate, &'a Decision)>) -> Overall {
+    let gates: Vec<(Gate, &Decision)> = gates.into_iter().collect();
     let failed: Vec<&str> =
         gates.iter().filter(|(_, d)| d.blocks).map(|(gate, _)| gate.name()).collect();
     let strict_blocks = gates.iter().any(|(_, d)| d.strict_blocks);
@@ -213,13 +225,7 @@ mod tests {
     use crate::location::Location;
 
     fn modes(mesh: Mode) -> Modes {
-        Modes {
-            cli: None,
-            mesh,
-            gates: BTreeMap::new(),
-            rules: BTreeMap::new(),
-            require_approval: false,
-        }
+        Modes::uniform(mesh)
     }
 
     fn gate(status: Status, findings: Vec<Finding>) -> GateReport {
@@ -341,17 +347,17 @@ mod tests {
         let strict = decide_gate(&gate(Status::Failed, vec![error()]), &modes(Mode::Strict), None);
         let monitoring =
             decide_gate(&gate(Status::Failed, vec![error()]), &modes(Mode::Monitoring), None);
-        let run = decide_run(&[(Gate::NetworkContracts, strict)]);
+        let run = decide_run([(Gate::NetworkContracts, &strict)]);
         assert!(run.blocks);
         assert_eq!(run.state, State::Failure);
         assert_eq!(run.description, "failed: network-contracts");
-        let run = decide_run(&[(Gate::NetworkContracts, monitoring)]);
+        let run = decide_run([(Gate::NetworkContracts, &monitoring)]);
         assert!(!run.blocks);
         assert_eq!(run.state, State::Success);
         assert!(run.description.ends_with("(strict would fail)"), "{}", run.description);
         let not_computed =
             decide_gate(&gate(Status::NotComputed("x".into()), vec![]), &modes(Mode::Strict), None);
-        assert_eq!(decide_run(&[(Gate::ServiceHealth, not_computed)]).state, State::Error);
+        assert_eq!(decide_run([(Gate::ServiceHealth, &not_computed)]).state, State::Error);
         assert_eq!(truncate(&"x".repeat(200), 140).chars().count(), 140);
     }
 }

@@ -448,8 +448,7 @@ async fn containers(docker: &Docker, mesh: &Mesh, project: &str) -> anyhow::Resu
 
     let mut found = Vec::new();
     for summary in docker::project_containers(docker, project).await? {
-        let service =
-            summary.labels.as_ref().and_then(|l| l.get("com.docker.compose.service")).cloned();
+        let service = docker::service_of(&summary).map(str::to_owned);
         let (Some(service), Some(id)) = (service, summary.id) else { continue };
         if summary.state != Some(bollard::models::ContainerSummaryStateEnum::RUNNING) {
             continue;

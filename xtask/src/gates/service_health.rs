@@ -98,12 +98,7 @@ pub async fn wait_for_health(
         let mut waiting = Vec::new();
         let containers = docker::project_containers(docker, project).await?;
         for name in &expected {
-            let summary = containers.iter().find(|c| {
-                c.labels
-                    .as_ref()
-                    .and_then(|l| l.get("com.docker.compose.service"))
-                    .is_some_and(|s| s == name)
-            });
+            let summary = containers.iter().find(|c| docker::service_of(c) == Some(name.as_str()));
             let Some(id) = summary.and_then(|c| c.id.clone()) else {
                 waiting.push(name.clone());
                 continue;
@@ -394,7 +389,7 @@ pub async fn check_readiness(
         .await?
         .into_iter()
         .filter(|c| c.state == Some(bollard::models::ContainerSummaryStateEnum::RUNNING))
-        .filter_map(|c| Some((c.labels?.get("com.docker.compose.service")?.clone(), c.id?)))
+        .filter_map(|c| Some((docker::service_of(&c)?.to_owned(), c.id?)))
         .collect();
     let mut findings = Vec::new();
     // source service → (target service, URL)
@@ -515,7 +510,7 @@ pub async fn stop_containers(
 ) -> anyhow::Result<(BTreeMap<String, Stop>, Vec<Finding>)> {
     let containers = docker::project_containers(docker, project).await?;
     let running = containers.into_iter().filter_map(|container| {
-        let service = container.labels.as_ref()?.get("com.docker.compose.service")?.clone();
+        let service = docker::service_of(&container)?.to_owned();
         let running = container.state == Some(bollard::models::ContainerSummaryStateEnum::RUNNING);
         running.then_some((service, container.id?))
     });

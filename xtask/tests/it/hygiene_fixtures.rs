@@ -33,25 +33,18 @@ struct Expected {
     at: String,
 }
 
+const FAMILY: &str = "hygiene";
+
 pub(crate) fn fixtures_dir() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/hygiene")
+    crate::support::fixtures_of(FAMILY)
 }
 
 fn fixture_names() -> Vec<String> {
-    let mut names: Vec<String> = std::fs::read_dir(fixtures_dir())
-        .unwrap()
-        .map(|entry| entry.unwrap())
-        .filter(|entry| entry.path().is_dir())
-        .map(|entry| entry.file_name().to_string_lossy().into_owned())
-        .collect();
-    names.sort();
-    names
+    crate::support::fixture_names(FAMILY)
 }
 
 fn read_expect(name: &str) -> Expect {
-    let file = fixtures_dir().join(name).join("expect.toml");
-    let text = std::fs::read_to_string(&file).unwrap_or_else(|e| panic!("{}: {e}", file.display()));
-    toml::from_str(&text).unwrap_or_else(|e| panic!("{}: {e}", file.display()))
+    crate::support::read_expect(FAMILY, name)
 }
 
 pub(crate) fn git(dir: &Path, args: &[&str]) {

@@ -110,3 +110,27 @@ pub(crate) fn mesh_variant(name: &str, edit: impl FnOnce(String) -> String) -> P
     std::fs::copy(repo_root().join("meshgate.toml"), dir.join("meshgate.toml")).unwrap();
     dir
 }
+
+/// The fixture corpus of one gate: `tests/fixtures/<family>/`.
+pub(crate) fn fixtures_of(family: &str) -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures").join(family)
+}
+
+/// The names of a corpus's fixtures, sorted.
+pub(crate) fn fixture_names(family: &str) -> Vec<String> {
+    let mut names: Vec<String> = std::fs::read_dir(fixtures_of(family))
+        .unwrap()
+        .map(|entry| entry.unwrap())
+        .filter(|entry| entry.path().is_dir())
+        .map(|entry| entry.file_name().to_string_lossy().into_owned())
+        .collect();
+    names.sort();
+    names
+}
+
+/// A fixture's `expect.toml`.
+pub(crate) fn read_expect<T: serde::de::DeserializeOwned>(family: &str, name: &str) -> T {
+    let file = fixtures_of(family).join(name).join("expect.toml");
+    let text = std::fs::read_to_string(&file).unwrap_or_else(|e| panic!("{}: {e}", file.display()));
+    toml::from_str(&text).unwrap_or_else(|e| panic!("{}: {e}", file.display()))
+}

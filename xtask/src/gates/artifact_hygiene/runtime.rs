@@ -179,11 +179,7 @@ pub async fn check_container_changes(
     let mut findings = Vec::new();
     let mut detail = Vec::new();
     for container in crate::docker::project_containers(docker, project).await? {
-        let service = container
-            .labels
-            .as_ref()
-            .and_then(|labels| labels.get("com.docker.compose.service"))
-            .cloned();
+        let service = crate::docker::service_of(&container).map(str::to_owned);
         let (Some(service), Some(id)) = (service, container.id) else { continue };
         let changes = docker
             .container_changes(&id)
