@@ -603,8 +603,11 @@ mod tests {
     use super::*;
 
     fn c16_project() -> crate::compose::Project {
-        let file = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
-            .join("../../shared/cases/inputs/C16-healthcheck-timing/compose.yaml");
+        let shared = std::env::var_os("MESHGATE_SHARED").map_or_else(
+            || std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../shared"),
+            std::path::PathBuf::from,
+        );
+        let file = shared.join("cases/inputs/C16-healthcheck-timing/compose.yaml");
         let options = crate::compose::LoadOptions::with_process_env(vec![file], Vec::new());
         crate::compose::load(&options).unwrap()
     }

@@ -14,8 +14,6 @@ use axum::http::{HeaderMap, Method, StatusCode, Uri};
 use axum::response::{IntoResponse, Response};
 use serde_json::{Value, json};
 
-use crate::support::repo_root;
-
 /// One request as the server saw it.
 #[derive(Clone, Debug)]
 pub(crate) struct Request {
@@ -117,7 +115,7 @@ impl FakeGithub {
 fn description() -> &'static Value {
     static SPEC: std::sync::OnceLock<Value> = std::sync::OnceLock::new();
     SPEC.get_or_init(|| {
-        let path = repo_root().join("../shared/github/openapi-subset.json");
+        let path = crate::support::shared().join("github/openapi-subset.json");
         serde_json::from_str(&std::fs::read_to_string(&path).expect("the REST description"))
             .unwrap()
     })

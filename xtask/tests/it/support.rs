@@ -7,10 +7,16 @@ pub(crate) fn repo_root() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).parent().unwrap().to_path_buf()
 }
 
-/// `../shared` beside the repository: the product's cases and corpus.
+/// The product's cases, corpus and API description: `MESHGATE_SHARED`, else `../shared`
+/// beside the repository (`.ci/run` sets the variable when the folder is elsewhere).
 pub(crate) fn shared() -> PathBuf {
-    let shared = repo_root().parent().unwrap().join("shared");
-    assert!(shared.is_dir(), "{} is missing: the cases and corpus live there", shared.display());
+    let shared = std::env::var_os("MESHGATE_SHARED")
+        .map_or_else(|| repo_root().parent().unwrap().join("shared"), PathBuf::from);
+    assert!(
+        shared.is_dir(),
+        "{} is missing: the cases and corpus live there (set MESHGATE_SHARED to its folder)",
+        shared.display()
+    );
     shared
 }
 
