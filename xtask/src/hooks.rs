@@ -138,7 +138,8 @@ pub fn export_index(top: &Path) -> anyhow::Result<Staged> {
     // The export becomes a repository of its own whose index holds exactly the staged files,
     // so the hygiene gate judges what the commit would track, not the user's working tree.
     // Git's variables from the running commit must not point these at the user's repository.
-    for args in [&["init", "--quiet"][..], &["add", "--all"][..]] {
+    // `--force`: a file staged with `git add -f` despite `.gitignore` is staged all the same.
+    for args in [&["init", "--quiet"][..], &["add", "--all", "--force"][..]] {
         ProcessBuilder::new("git")
             .args(args)
             .dir(&dir)

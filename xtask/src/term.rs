@@ -67,7 +67,9 @@ pub fn block(text: &str) {
 
 /// Machine output on stdout.
 pub fn stdout(text: &str) {
-    println!("{text}");
+    use std::io::Write as _;
+    // A reader that stops early (`| head`) is no error of the run's.
+    let _ = writeln!(std::io::stdout().lock(), "{text}");
 }
 
 /// A spinner for a step that may take more than a second; silent when not interactive.

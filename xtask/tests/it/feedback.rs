@@ -243,11 +243,16 @@ fn the_hook_blocks_a_staged_contract_break_and_lets_a_clean_commit_through() {
     // user's index is the one that still holds it afterwards, unchanged by the hook.
     std::fs::write(repo.join("debug.log"), "started\n").unwrap();
     git_ok(&repo, &["add", "debug.log"]);
+    // One forced past `.gitignore` is staged all the same.
+    std::fs::create_dir_all(repo.join("logs")).unwrap();
+    std::fs::write(repo.join("logs/run.log"), "started\n").unwrap();
+    git_ok(&repo, &["add", "--force", "logs/run.log"]);
     let commit = git(&repo, &["commit", "--quiet", "-m", "add a log"]);
     assert!(!commit.status.success(), "{}", text(&commit));
     assert!(text(&commit).contains("error[hygiene/tracked-log]"), "{}", text(&commit));
+    assert!(text(&commit).contains("logs/run.log"), "{}", text(&commit));
     let staged = git(&repo, &["diff", "--cached", "--name-only"]);
-    assert_eq!(String::from_utf8_lossy(&staged.stdout).trim(), "debug.log");
+    assert_eq!(String::from_utf8_lossy(&staged.stdout).trim(), "debug.log\nlogs/run.log");
 }
 
 #[test]
