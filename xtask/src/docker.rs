@@ -25,6 +25,9 @@ pub fn service_of(container: &ContainerSummary) -> Option<&str> {
 /// The prefix of every project name meshgate creates; `gates clean` finds leftovers by it.
 pub const PROJECT_PREFIX: &str = "meshgate-";
 
+/// How long the engine may take to answer its first requests.
+const ANSWER_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(15);
+
 /// Connects to `DOCKER_HOST` (unix or tcp) or the default socket, at the engine's API version.
 pub async fn connect() -> anyhow::Result<Docker> {
     let host =
@@ -35,9 +38,17 @@ pub async fn connect() -> anyhow::Result<Docker> {
         )
     };
     let docker = Docker::connect_with_defaults().with_context(hint)?;
-    let docker = docker.negotiate_version().await.with_context(hint)?;
-    docker.ping().await.with_context(hint)?;
-    Ok(docker)
+    // An endpoint that accepts but never answers is not an engine: say so long before
+    // bollard's two-minute request timeout.
+    let answered = tokio::time::timeout(ANSWER_TIMEOUT, async {
+        let docker = docker.negotiate_version().await?;
+        docker.ping().await?;
+        Ok::<_, bollard::errors::Error>(docker)
+    })
+    .await
+    .map_err(|_| anyhow::anyhow!("no answer within {ANSWER_TIMEOUT:?}"))
+    .with_context(hint)?;
+    answered.with_context(hint)
 }
 
 /// The engine's release and API version.

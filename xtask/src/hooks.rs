@@ -30,7 +30,7 @@ fi
 if [ -n "${MESHGATE_XTASK:-}" ]; then
   exec "$MESHGATE_XTASK" hooks run
 fi
-exec cargo xtask hooks run
+exec cargo --quiet xtask hooks run
 "#;
 
 /// The repository `dir` is in: its top-level folder.
@@ -104,7 +104,7 @@ pub fn run(cwd: &Path) -> anyhow::Result<u8> {
     let clock = Instant::now();
     let top = toplevel(cwd)?;
     let staged = export_index(&top)?;
-    let result = judge(&staged.0);
+    let result = judge(&staged.0, &top.join("logs").join("pre-commit"));
     term::verbose(&format!("pre-commit verdict in {:.0?}", clock.elapsed()));
     result
 }
@@ -152,8 +152,9 @@ pub fn export_index(top: &Path) -> anyhow::Result<Staged> {
     Ok(staged)
 }
 
-/// The static gates on an exported tree, as `cargo xtask gates --static` there.
-fn judge(tree: &Path) -> anyhow::Result<u8> {
+/// The static gates on an exported tree, as `cargo xtask gates --static` there, with the
+/// report and logs written to `logs`, which outlives the export.
+fn judge(tree: &Path, logs: &Path) -> anyhow::Result<u8> {
     let sh = xshell::Shell::new()?;
     sh.change_dir(tree);
     // Git run from here works on the export's own repository, never on the hook's GIT_DIR
@@ -170,9 +171,8 @@ fn judge(tree: &Path) -> anyhow::Result<u8> {
         config: None,
         infer_contracts: false,
         enforce_centralized_logs: None,
+        logs: Some(logs.to_path_buf()),
     };
-    // FIXME: the run's `Finished` line names logs/report.json inside the export, which is
-    // removed when the hook ends; the hook should say where (or whether) it keeps its report.
     let code = pipeline::run(&sh, tree, &options)?;
     if code != 0 {
         term::error(

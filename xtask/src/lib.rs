@@ -242,6 +242,7 @@ fn try_main(flags: flags::Xtask) -> anyhow::Result<u8> {
                 config: run.config.map(absolute),
                 infer_contracts: run.infer_contracts,
                 enforce_centralized_logs,
+                logs: None,
             };
             teardown::install_signal_handler()?;
             let code = pipeline::run(&sh, &root, &options)?;

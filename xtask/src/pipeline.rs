@@ -38,6 +38,8 @@ pub struct Options {
     pub infer_contracts: bool,
     /// `--enforce-centralized-logs`: overrides meshgate.toml's setting when given.
     pub enforce_centralized_logs: Option<bool>,
+    /// Where the report and logs go; `logs/` beside meshgate.toml when `None`.
+    pub logs: Option<PathBuf>,
 }
 
 /// A project name no other run uses: lowercase, starting with a letter.
@@ -71,7 +73,7 @@ pub fn run(sh: &xshell::Shell, root: &Path, options: &Options) -> anyhow::Result
         Some(file) => file.parent().unwrap_or(root).to_path_buf(),
         None => root.to_path_buf(),
     };
-    let logs = config_dir.join("logs");
+    let logs = options.logs.clone().unwrap_or_else(|| config_dir.join("logs"));
     let mut github = crate::github::Session::Off;
     let result = run_gates(sh, root, &logs, started_at, options, &mut github);
     if let Err(error) = &result {
@@ -140,6 +142,15 @@ fn run_gates(
         crate::infer::infer_contracts(&mut mesh);
     }
     let revision = revision(sh);
+    // The service logs of an earlier run would read as this run's, which may start no mesh.
+    let services_logs = logs.join("services");
+    if let Err(error) = std::fs::remove_dir_all(&services_logs)
+        && error.kind() != std::io::ErrorKind::NotFound
+    {
+        return Err(error).with_context(|| {
+            format!("failed to clear {} of an earlier run", services_logs.display())
+        });
+    }
     let mut metrics = Metrics::new(&revision, &stamp, run_kind(options));
     metrics.default_branch = on_default_branch;
     metrics.tools.insert("meshgate".into(), env!("CARGO_PKG_VERSION").into());

@@ -31,6 +31,8 @@ pub fn parse(
     lookup: &dyn Fn(&str) -> Option<String>,
 ) -> Result<Vec<Assignment>, ParseError> {
     let mut assignments: Vec<Assignment> = Vec::new();
+    // A byte-order mark some editors write is not part of the first name.
+    let text = text.strip_prefix('\u{feff}').unwrap_or(text);
     let lines: Vec<&str> = text.split('\n').collect();
     let mut index = 0;
     while index < lines.len() {
@@ -43,7 +45,9 @@ pub fn parse(
         let line = line.strip_prefix("export ").map_or(line, str::trim_start);
         let key_end = line.find(['=', ':']).unwrap_or(line.len());
         let key = line[..key_end].trim_end();
-        if let Some(bad) = key.chars().find(|c| !(c.is_alphanumeric() || *c == '_' || *c == '.')) {
+        // Compose's reader also takes `-`, `[` and `]` in names.
+        let allowed = |c: char| c.is_alphanumeric() || matches!(c, '_' | '.' | '-' | '[' | ']');
+        if let Some(bad) = key.chars().find(|c| !allowed(*c)) {
             let message = format!("unexpected character {bad:?} in variable name {key:?}");
             return Err(ParseError { line: line_number, message });
         }
@@ -168,8 +172,17 @@ mod tests {
     }
 
     #[test]
+    fn takes_the_names_and_byte_order_mark_compose_takes() {
+        let text = "\u{feff}MY-VAR=1\nlist[0]=a\nx.y=b\n";
+        let expected = [("MY-VAR", "1"), ("list[0]", "a"), ("x.y", "b")];
+        let expected: Vec<(String, String)> =
+            expected.iter().map(|(k, v)| ((*k).to_owned(), (*v).to_owned())).collect();
+        assert_eq!(values(text), expected);
+    }
+
+    #[test]
     fn reports_bad_names_and_unterminated_quotes_with_their_line() {
-        assert_eq!(parse("A=1\nB-C=2\n", &|_| None).unwrap_err().line, 2);
+        assert_eq!(parse("A=1\nB$C=2\n", &|_| None).unwrap_err().line, 2);
         assert_eq!(parse("A=\"open\n", &|_| None).unwrap_err().line, 1);
     }
 }

@@ -61,7 +61,8 @@ pub fn budget(inspect: &ContainerInspectResponse) -> Duration {
     let timeout = nanos(healthcheck.timeout, DEFAULT_TIMEOUT);
     let start_period = nanos(healthcheck.start_period, Duration::ZERO);
     let retries = healthcheck.retries.filter(|r| *r > 0).map_or(DEFAULT_RETRIES, |r| r as u64);
-    start_period + interval * (retries as u32 + 1) + timeout
+    let probes = u32::try_from(retries.saturating_add(1)).unwrap_or(u32::MAX);
+    start_period.saturating_add(interval.saturating_mul(probes)).saturating_add(timeout)
 }
 
 /// Waits for every active service of the project to be ready.
@@ -646,5 +647,12 @@ mod tests {
         };
         assert_eq!(budget(&with(Some(fast))), Duration::from_secs(10 + 3 + 2));
         assert_eq!(budget(&with(None)), Duration::from_secs(30));
+        // Extreme values saturate instead of overflowing.
+        let extreme = HealthConfig {
+            interval: Some(i64::MAX),
+            retries: Some(i64::from(u32::MAX)),
+            ..Default::default()
+        };
+        assert_eq!(budget(&with(Some(extreme))), Duration::MAX);
     }
 }

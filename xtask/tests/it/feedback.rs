@@ -226,6 +226,13 @@ fn the_hook_blocks_a_staged_contract_break_and_lets_a_clean_commit_through() {
     assert!(!commit.status.success(), "{}", text(&commit));
     assert!(text(&commit).contains("error[network/network-mismatch]"), "{}", text(&commit));
     assert!(text(&commit).contains("the commit is blocked"), "{}", text(&commit));
+    // The report the hook names outlives the hook's temporary export.
+    let kept = repo.join("logs/pre-commit/report.json");
+    assert!(text(&commit).contains(&kept.display().to_string()), "{}", text(&commit));
+    let report: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(&kept).unwrap()).unwrap();
+    assert_eq!(report["verdict"], "failed", "{report}");
+    assert!(report["gates"].to_string().contains("compose.yaml"), "{report}");
 
     // What is judged is the index, not the working tree: the break left unstaged does not
     // block a clean staged change.

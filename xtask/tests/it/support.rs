@@ -20,12 +20,30 @@ pub(crate) fn shared() -> PathBuf {
     shared
 }
 
-/// A fresh temporary folder for one test.
+/// A fresh temporary folder for one test. A failing test's folder stays for a look; the
+/// folders of test runs that have ended are removed when the next run makes its first one.
 pub(crate) fn temp_dir(name: &str) -> PathBuf {
+    static SWEEP: std::sync::Once = std::sync::Once::new();
+    SWEEP.call_once(remove_folders_of_ended_runs);
     let dir = std::env::temp_dir().join(format!("meshgate-it-{name}-{}", std::process::id()));
     let _ = std::fs::remove_dir_all(&dir);
     std::fs::create_dir_all(&dir).unwrap();
     dir
+}
+
+/// Removes `meshgate-it-*-<pid>` folders whose test process is no longer running.
+fn remove_folders_of_ended_runs() {
+    let Ok(entries) = std::fs::read_dir(std::env::temp_dir()) else { return };
+    for entry in entries.flatten() {
+        let name = entry.file_name().to_string_lossy().into_owned();
+        let Some(rest) = name.strip_prefix("meshgate-it-") else { continue };
+        let Some(pid) = rest.rsplit('-').next().and_then(|pid| pid.parse::<u32>().ok()) else {
+            continue;
+        };
+        if pid != std::process::id() && !Path::new("/proc").join(pid.to_string()).exists() {
+            let _ = std::fs::remove_dir_all(entry.path());
+        }
+    }
 }
 
 /// Copies a folder and everything in it.

@@ -90,10 +90,10 @@ fn check_repository(
 ) -> anyhow::Result<()> {
     let dir = &mesh.config.dir;
     let Some(files) = repository::tracked_files(dir)? else {
-        detail.push(format!(
-            "{} is in no git repository: tracked-file rules not applied",
-            dir.display()
-        ));
+        let skipped =
+            format!("{} is in no git repository: tracked-file rules not applied", dir.display());
+        crate::term::warn(&skipped);
+        detail.push(skipped);
         return Ok(());
     };
     let staged = repository::staged_files(dir)?;
