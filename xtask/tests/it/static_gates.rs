@@ -224,42 +224,28 @@ fn a_second_run_compares_with_the_first_and_flags_new_findings() {
 fn extreme_durations_and_an_include_are_input_errors_never_a_panic() {
     let dir = temp_dir("extreme-input");
     let config = dir.join("meshgate.toml");
-    let compose = dir.join("compose.yaml");
-    std::fs::write(&config, "[mesh]\ncrate_contracts = false\n").unwrap();
-    let run = || xtask(&["gates", "--static", "--config", config.to_str().unwrap()]);
+    // Each input must stop the run with exit 2 at `at`, and the report must say so.
+    let refused = |compose: &str, policy: &str, at: &str| {
+        std::fs::write(dir.join("compose.yaml"), compose).unwrap();
+        std::fs::write(&config, format!("[mesh]\ncrate_contracts = false\n{policy}")).unwrap();
+        let output = xtask(&["gates", "--static", "--config", config.to_str().unwrap()]);
+        assert_eq!(output.status.code(), Some(2), "{}", stderr(&output));
+        assert!(stderr(&output).contains(at), "{at}: {}", stderr(&output));
+        let report = std::fs::read_to_string(dir.join("logs/report.json")).unwrap();
+        assert!(report.contains("\"error\""), "{report}");
+        stderr(&output)
+    };
+    let plain = "services:\n  api:\n    image: example/api:1.0\n";
 
-    // A healthcheck interval beyond any clock: exit 2 at its line, and the report says so.
-    std::fs::write(
-        &compose,
-        "services:\n  api:\n    image: example/api:1.0\n    healthcheck:\n      test: [\"CMD\", \"/api\", \"healthcheck\"]\n      interval: 99999999999999999999h\n",
-    )
-    .unwrap();
-    let output = run();
-    assert_eq!(output.status.code(), Some(2), "{}", stderr(&output));
-    assert!(stderr(&output).contains("compose.yaml:6"), "{}", stderr(&output));
-    let report = std::fs::read_to_string(dir.join("logs/report.json")).unwrap();
-    assert!(report.contains("\"error\""), "{report}");
-
-    // The same in meshgate.toml.
-    std::fs::write(&compose, "services:\n  api:\n    image: example/api:1.0\n").unwrap();
-    std::fs::write(
-        &config,
-        "[mesh]\ncrate_contracts = false\n\n[gates.service_health]\ntimeout = \"9999999999999999999999s\"\n",
-    )
-    .unwrap();
-    let output = run();
-    assert_eq!(output.status.code(), Some(2), "{}", stderr(&output));
-    assert!(stderr(&output).contains("meshgate.toml:5"), "{}", stderr(&output));
+    // A healthcheck interval beyond any clock, in the Compose file and in meshgate.toml.
+    let healthcheck = format!(
+        "{plain}    healthcheck:\n      test: [\"CMD\", \"/api\", \"healthcheck\"]\n      interval: 99999999999999999999h\n"
+    );
+    refused(&healthcheck, "", "compose.yaml:6");
+    let timeout = "\n[gates.service_health]\ntimeout = \"9999999999999999999999s\"\n";
+    refused(plain, timeout, "meshgate.toml:5");
 
     // A top-level `include:` is refused where it stands, not half read.
-    std::fs::write(&config, "[mesh]\ncrate_contracts = false\n").unwrap();
-    std::fs::write(
-        &compose,
-        "include:\n  - db.yaml\nservices:\n  api:\n    image: example/api:1.0\n",
-    )
-    .unwrap();
-    let output = run();
-    assert_eq!(output.status.code(), Some(2), "{}", stderr(&output));
-    assert!(stderr(&output).contains("compose.yaml:2"), "{}", stderr(&output));
-    assert!(stderr(&output).contains("mesh.compose_files"), "{}", stderr(&output));
+    let text = refused(&format!("include:\n  - db.yaml\n{plain}"), "", "compose.yaml:2");
+    assert!(text.contains("mesh.compose_files"), "{text}");
 }
