@@ -570,7 +570,10 @@ fn merge_nodes(base: Node, over: Node, key: &str) -> Node {
             if !matches!(key, "command" | "entrypoint" | "test" | "profiles") =>
         {
             for item in over_items {
-                if !base_items.iter().any(|existing| existing.kind == item.kind) {
+                let same = |existing: &Node| {
+                    existing.kind == item.kind || (key == "ports" && same_port(existing, &item))
+                };
+                if !base_items.iter().any(same) {
                     base_items.push(item);
                 }
             }
@@ -578,6 +581,17 @@ fn merge_nodes(base: Node, over: Node, key: &str) -> Node {
         }
         (_, kind) => Node { kind, pos: over.pos },
     }
+}
+
+/// Whether two `ports:` entries are one mapping, however each is written: Compose merges
+/// them on address, published port, target and protocol.
+fn same_port(a: &Node, b: &Node) -> bool {
+    let key = |node: &Node| {
+        parse_port(node, Location::default())
+            .ok()
+            .map(|port| (port.host_ip, port.published, port.target, port.protocol))
+    };
+    matches!((key(a), key(b)), (Some(a), Some(b)) if a == b)
 }
 
 /// `[a, b]` as `{a: null, b: null}`, each key keeping its item's position.
