@@ -16,6 +16,18 @@ fn reference_mesh_has_no_static_findings() {
         .map(|g| g["findings"].as_array().unwrap().len())
         .sum();
     assert_eq!(findings, 0, "{report:#}");
+    // The gates that ran have their logs; the skipped ones add none.
+    let logs: Vec<String> = std::fs::read_dir(dir.join("logs"))
+        .unwrap()
+        .map(|entry| entry.unwrap().file_name().to_string_lossy().into_owned())
+        .filter(|name| name.starts_with("validate_"))
+        .collect();
+    assert_eq!(logs.len(), 2, "{logs:?}");
+    assert!(
+        logs.iter()
+            .all(|name| name.contains("network_contracts") || name.contains("artifact_hygiene")),
+        "{logs:?}"
+    );
 }
 
 #[test]
