@@ -45,10 +45,11 @@ pub async fn connect() -> anyhow::Result<Docker> {
         docker.ping().await?;
         Ok::<_, bollard::errors::Error>(docker)
     })
-    .await
-    .map_err(|_| anyhow::anyhow!("no answer within {ANSWER_TIMEOUT:?}"))
-    .with_context(hint)?;
-    answered.with_context(hint)
+    .await;
+    match answered {
+        Ok(result) => result.with_context(hint),
+        Err(_) => Err(anyhow::anyhow!("no answer within {ANSWER_TIMEOUT:?}")).with_context(hint),
+    }
 }
 
 /// The engine's release and API version.

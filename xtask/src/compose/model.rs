@@ -259,7 +259,7 @@ pub(super) fn build(
     let mut merged: Option<Node> = None;
     for (_, root) in documents {
         check_keys(&root, TOP_LEVEL_KEYS, "top level", &files, &mut errors);
-        // FIXME: `include:` is not loaded; the mesh would be judged without what it brings.
+        // FIXME: `include:` is refused, not loaded: its files must be listed in meshgate.toml.
         if let Some(include) = root.get("include") {
             errors.push(InputError::new(
                 locate(&files, include.pos),
