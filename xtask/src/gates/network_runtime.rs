@@ -562,6 +562,9 @@ pub async fn run_probe_container(
     result
 }
 
+/// How long to wait before probing a forbidden connection again.
+const CONFIRM_AFTER: Duration = Duration::from_secs(1);
+
 /// The runtime half: attachments and probes on the running project.
 pub async fn check(
     docker: &Docker,
@@ -575,9 +578,31 @@ pub async fn check(
     let runs = plans.iter().map(|plan| async {
         (plan.source.clone(), run_probes(docker, project, probe_image, plan, timeout).await)
     });
-    let results: HashMap<String, Result<Vec<Outcome>, String>> =
+    let mut results: HashMap<String, Result<Vec<Outcome>, String>> =
         futures_util::future::join_all(runs).await.into_iter().collect();
     let mut outcome = judge(mesh, &containers, &plans, &results);
+    // A forbidden connection is confirmed before it is reported: while the engine rewrites
+    // its isolation rules for another project's network, a retried SYN can cross for a
+    // moment. A real path connects again; the sources that saw one are probed once more.
+    let violating: BTreeSet<String> = outcome
+        .matrix
+        .iter()
+        .filter(|cell| cell.expected == Expected::Refuse && cell.observed == "connected")
+        .map(|cell| cell.source.clone())
+        .collect();
+    if !violating.is_empty() {
+        tokio::time::sleep(CONFIRM_AFTER).await;
+        for plan in plans.iter().filter(|plan| violating.contains(&plan.source)) {
+            let again = run_probes(docker, project, probe_image, plan, timeout).await;
+            results.insert(plan.source.clone(), again);
+        }
+        outcome = judge(mesh, &containers, &plans, &results);
+        let sources: Vec<String> = violating.into_iter().collect();
+        outcome.detail.push(format!(
+            "forbidden connections seen from {} were probed again after {CONFIRM_AFTER:?}",
+            sources.join(", ")
+        ));
+    }
     let mut findings = check_attachments(mesh, &containers);
     findings.append(&mut outcome.findings);
     outcome.findings = findings;
